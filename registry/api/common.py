@@ -1,0 +1,80 @@
+"""What every handler shares: the registry's services, parsed path parts, pagination, error bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from registry.errors import ErrorCode, RegistryError
+from registry.types import Digest, validate_name
+
+if TYPE_CHECKING:
+    from registry.app import Registry
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+# Without `n`, listings answer at most this many entries and a Link to the rest.
+DEFAULT_PAGE = 1000
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def services(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+def repository(request: Request) -> str:
+    return validate_name(request.path_params["name"])
+
+
+def digest_param(request: Request, key: str = "digest") -> Digest:
+    return Digest.parse(request.path_params[key])
+
+
+def page_request(request: Request) -> tuple[int, str | None]:
+    raw = request.query_params.get("n")
+    if raw is None or raw == "":
+        return DEFAULT_PAGE, request.query_params.get("last") or None
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, {"n": raw})
+    return min(limit, DEFAULT_PAGE * 10), request.query_params.get("last") or None
+
+
+def page_response(request: Request, key: str, items: list[str], limit: int, extra: dict) -> Response:
+    """Answer one page; `items` holds up to limit + 1 entries, the extra one meaning there are more."""
+    headers = {}
+    if len(items) > limit:
+        items = items[:limit]
+        if items:
+            query = urlencode({"n": limit, "last": items[-1]})
+            headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return JSONResponse({**extra, key: items}, headers=headers)
+
+
+def error_response(error: RegistryError) -> Response:
+    return Response(error.body(), error.status, headers=error.headers, media_type="application/json")
+
+
+async def registry_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return error_response(exc)
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route matched) in the spec's error format."""
+    assert isinstance(exc, HTTPException)
+    code = ErrorCode.NAME_UNKNOWN if exc.status_code == 404 else ErrorCode.UNSUPPORTED
+    return error_response(RegistryError(code, {"reason": exc.detail}, status=exc.status_code))
+
+
+async def internal_error(_request: Request, exc: Exception) -> Response:
+    """An unexpected failure still answers in the spec's format (the traceback goes to the log)."""
+    return error_response(RegistryError(ErrorCode.INTERNAL, {"error": type(exc).__name__}))

@@ -1,0 +1,64 @@
+"""Manifests: `HEAD`/`GET`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.api.common import repository, services
+from registry.errors import ErrorCode, RegistryError
+from registry.services.manifests import MAX_MANIFEST_SIZE, accepts, parse_manifest
+
+
+async def get_manifest(request: Request) -> Response:
+    name, reference = repository(request), request.path_params["reference"]
+    manifests = services(request).manifests
+    record = await manifests.find(name, reference)
+    if not accepts(request.headers.getlist("accept"), record.media_type):
+        raise RegistryError(
+            ErrorCode.MANIFEST_UNKNOWN,
+            {"mediaType": record.media_type, "reason": "the Accept header does not admit this manifest"},
+        )
+    headers = {
+        "Docker-Content-Digest": record.digest,
+        "ETag": f'"{record.digest}"',
+        "Content-Type": record.media_type,
+        "Content-Length": str(record.size),
+    }
+    if request.method == "HEAD":
+        return Response(headers=headers)
+    return Response(await manifests.content(record), headers=headers)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_SIZE:
+        raise RegistryError(ErrorCode.MANIFEST_INVALID, {"limit": MAX_MANIFEST_SIZE}, status=413)
+    parts, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > MAX_MANIFEST_SIZE:
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, {"limit": MAX_MANIFEST_SIZE}, status=413)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def put_manifest(request: Request) -> Response:
+    name, reference = repository(request), request.path_params["reference"]
+    body = await _bounded_body(request)
+    parsed = parse_manifest(body, request.headers.get("content-type"), reference)
+    record = await services(request).manifests.put(name, parsed)
+    headers = {
+        "Location": f"/v2/{name}/manifests/{record.digest}",
+        "Docker-Content-Digest": record.digest,
+        "Content-Length": "0",
+    }
+    if record.subject:
+        headers["OCI-Subject"] = record.subject
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    name, reference = repository(request), request.path_params["reference"]
+    await services(request).manifests.delete(name, reference)
+    return Response(status_code=202, headers={"Content-Length": "0"})

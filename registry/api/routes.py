@@ -1,0 +1,26 @@
+"""The one route table of the `/v2/` API. Repository names contain slashes, hence `{name:path}`."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from registry.api import base, blobs, listings, manifests, referrers, uploads
+
+_NAME = "/v2/{name:path}"
+
+ROUTES: list[Route] = [
+    Route("/v2/", base.version_check, methods=["GET"]),
+    Route("/v2/_catalog", listings.catalog, methods=["GET"]),
+    Route(f"{_NAME}/tags/list", listings.list_tags, methods=["GET"]),
+    Route(f"{_NAME}/manifests/{{reference}}", manifests.get_manifest, methods=["GET", "HEAD"]),
+    Route(f"{_NAME}/manifests/{{reference}}", manifests.put_manifest, methods=["PUT"]),
+    Route(f"{_NAME}/manifests/{{reference}}", manifests.delete_manifest, methods=["DELETE"]),
+    Route(f"{_NAME}/blobs/uploads/", uploads.start_upload, methods=["POST"]),
+    Route(f"{_NAME}/blobs/uploads/{{upload_id}}", uploads.upload_status, methods=["GET"]),
+    Route(f"{_NAME}/blobs/uploads/{{upload_id}}", uploads.append_chunk, methods=["PATCH"]),
+    Route(f"{_NAME}/blobs/uploads/{{upload_id}}", uploads.finish_upload, methods=["PUT"]),
+    Route(f"{_NAME}/blobs/uploads/{{upload_id}}", uploads.cancel_upload, methods=["DELETE"]),
+    Route(f"{_NAME}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"]),
+    Route(f"{_NAME}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"]),
+    Route(f"{_NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
+]

@@ -1,0 +1,106 @@
+"""Blob upload sessions: `POST`, `PATCH`, `PUT`, `GET` and `DELETE` under `/v2/<name>/blobs/uploads/`.
+
+The session's `Location` carries no state of its own (only the session id), so it stays valid for the
+whole upload, however the client splits it and whichever worker process answers.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.api.common import repository, services
+from registry.errors import ErrorCode, RegistryError
+from registry.types import Digest, is_valid_name
+
+_UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _upload_id(request: Request) -> str:
+    upload_id = request.path_params["upload_id"]
+    if not _UPLOAD_ID.fullmatch(upload_id):
+        raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
+    return upload_id
+
+
+def _session(name: str, upload_id: str, size: int, status: int) -> Response:
+    return Response(
+        status_code=status,
+        headers={
+            "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+            "Docker-Upload-UUID": upload_id,
+            # Inclusive end offset, no "bytes=" prefix, as Docker's clients parse it.
+            "Range": f"0-{max(size - 1, 0)}",
+            "Content-Length": "0",
+        },
+    )
+
+
+def _created(name: str, digest: Digest) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+def _required_digest(request: Request) -> Digest:
+    raw = request.query_params.get("digest")
+    if not raw:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, {"reason": "the digest query parameter is required"})
+    return Digest.parse(raw)
+
+
+async def start_upload(request: Request) -> Response:
+    name = repository(request)
+    blobs = services(request).blobs
+    params = request.query_params
+    mount = params.get("mount")
+    if mount:
+        source = params.get("from")
+        try:
+            digest = Digest.parse(mount)
+        except RegistryError:
+            digest = None
+        # A source name that is not a valid repository cannot hold the blob: fall back to an upload.
+        valid_source = source is None or is_valid_name(source)
+        if digest is not None and valid_source and await blobs.mount(name, digest, source):
+            return _created(name, digest)
+    elif "digest" in params:
+        digest = _required_digest(request)
+        await blobs.upload(name, digest, request.stream())
+        return _created(name, digest)
+    upload_id = await blobs.start_upload(name)
+    return _session(name, upload_id, 0, 202)
+
+
+async def upload_status(request: Request) -> Response:
+    name, upload_id = repository(request), _upload_id(request)
+    size = await services(request).blobs.upload_size(name, upload_id)
+    return _session(name, upload_id, size, 204)
+
+
+async def append_chunk(request: Request) -> Response:
+    name, upload_id = repository(request), _upload_id(request)
+    size = await services(request).blobs.append(
+        name, upload_id, request.stream(), request.headers.get("content-range")
+    )
+    return _session(name, upload_id, size, 202)
+
+
+async def finish_upload(request: Request) -> Response:
+    name, upload_id = repository(request), _upload_id(request)
+    digest = _required_digest(request)
+    await services(request).blobs.finish(name, upload_id, digest, request.stream())
+    return _created(name, digest)
+
+
+async def cancel_upload(request: Request) -> Response:
+    name, upload_id = repository(request), _upload_id(request)
+    await services(request).blobs.cancel(name, upload_id)
+    return Response(status_code=204)

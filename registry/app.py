@@ -1,0 +1,107 @@
+"""Builds the ASGI application from settings: store, index, services, routes and background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.common import API_VERSION_HEADER, http_error, internal_error, registry_error
+from registry.api.routes import ROUTES
+from registry.config import Settings
+from registry.errors import RegistryError
+from registry.index import MetadataIndex, SQLIndex
+from registry.services import BlobService, ManifestService
+from registry.storage import BlobStore, FilesystemStore
+
+log = logging.getLogger("registry")
+PURGE_INTERVAL = 600.0
+
+
+@dataclass
+class Registry:
+    """Everything a request handler may use, built once per process."""
+
+    settings: Settings
+    index: MetadataIndex
+    store: BlobStore
+    blobs: BlobService
+    manifests: ManifestService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Registry:
+        index = SQLIndex(settings.index_url)
+        store = FilesystemStore(settings.blob_root)
+        return cls(
+            settings=settings,
+            index=index,
+            store=store,
+            blobs=BlobService(index, store, settings.upload_expiry),
+            manifests=ManifestService(index, store),
+        )
+
+
+class _VersionHeader:
+    """Adds `Docker-Distribution-API-Version` to every response, errors included, as clients expect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = (API_VERSION_HEADER[0].lower().encode(), API_VERSION_HEADER[1].encode())
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+async def _purge_uploads(registry: Registry) -> None:
+    while True:
+        try:
+            purged = await registry.blobs.purge_expired()
+            if purged:
+                log.info("purged %d expired upload sessions", purged)
+        except Exception:
+            log.exception("upload purge failed")
+        await asyncio.sleep(PURGE_INTERVAL)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app. The index schema must already be migrated (`registry serve` does it first)."""
+    registry = Registry.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await registry.index.open()
+        purger = asyncio.create_task(_purge_uploads(registry))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            await registry.index.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            RegistryError: registry_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
+    )
+    app.state.registry = registry
+    app.router.redirect_slashes = False
+    app.add_middleware(_VersionHeader)
+    return app

@@ -1,0 +1,89 @@
+"""The metadata index contract: which repositories exist and what each may serve.
+
+The index never touches blob bytes. Every method is one transaction, so a crash leaves either the
+whole change or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None = None
+    subject: str | None = None
+    annotations: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPut:
+    """A verified manifest and what it points at, ready to be recorded."""
+
+    record: ManifestRecord
+    blobs: Sequence[str] = field(default_factory=tuple)
+    manifests: Sequence[str] = field(default_factory=tuple)
+    tag: str | None = None
+
+
+class MissingReferences(Exception):
+    def __init__(self, blobs: Sequence[str], manifests: Sequence[str]) -> None:
+        super().__init__("manifest references unknown content")
+        self.blobs = list(blobs)
+        self.manifests = list(manifests)
+
+
+class MetadataIndex(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        """Size of a blob linked into the repository, or None."""
+        ...
+
+    async def any_blob_size(self, digest: str) -> int | None:
+        """Size of a blob anywhere in the registry (a mount without `from`)."""
+        ...
+
+    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
+        """Make a committed blob visible in a repository, closing the upload session that made it."""
+        ...
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool: ...
+
+    async def create_upload(self, upload_id: str, repository: str) -> None: ...
+
+    async def upload_exists(self, upload_id: str, repository: str) -> bool: ...
+
+    async def touch_upload(self, upload_id: str) -> None: ...
+
+    async def delete_upload(self, upload_id: str) -> None: ...
+
+    async def expired_uploads(self, before: datetime) -> list[str]: ...
+
+    async def get_manifest(self, repository: str, reference: str) -> ManifestRecord | None:
+        """Look a manifest up by digest (a reference with a colon) or by tag."""
+        ...
+
+    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
+        """Record a manifest (and tag it); raises MissingReferences, recording nothing, if it dangles."""
+        ...
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool: ...
+
+    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
+        """Tags in lexical order after `last`, or None when the repository is unknown."""
+        ...
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
+
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...

@@ -1,0 +1,124 @@
+"""The metadata index schema. The store holds bytes; these tables say which repository may see them.
+
+Digests are kept as `algorithm:hex` text, checked by a constraint so a malformed one cannot slip in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+DIGEST_LEN = 200
+
+
+def _ordered_text(length: int) -> String:
+    """Text that sorts and compares bytewise, as the spec's lexical ordering means, on every database."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+DIGEST_CHECK = "{col} LIKE 'sha256:%' OR {col} LIKE 'sha512:%'"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(_ordered_text(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Blob(Base):
+    """A committed blob in the store (layers, configs and manifests alike): what GC walks."""
+
+    __tablename__ = "blobs"
+    __table_args__ = (CheckConstraint(DIGEST_CHECK.format(col="digest"), name="blob_digest_format"),)
+
+    digest: Mapped[str] = mapped_column(String(DIGEST_LEN), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RepositoryBlob(Base):
+    """A blob pushed to, or mounted into, a repository: only then may that repository serve it."""
+
+    __tablename__ = "repository_blobs"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Manifest(Base):
+    __tablename__ = "manifests"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "digest", name="manifest_repository_digest"),
+        Index("manifest_subject", "repository_id", "subject"),
+        CheckConstraint(DIGEST_CHECK.format(col="digest"), name="manifest_digest_format"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(DIGEST_LEN))
+    media_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # What a referrers response needs, taken from the manifest once at push time.
+    artifact_type: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(String(DIGEST_LEN))
+    annotations: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ManifestReference(Base):
+    """A blob or child manifest a manifest points at; what keeps it alive through GC."""
+
+    __tablename__ = "manifest_references"
+
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(DIGEST_LEN), primary_key=True)
+    is_manifest: Mapped[bool] = mapped_column(Boolean)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (Index("tag_manifest", "manifest_id"),)
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(_ordered_text(128), primary_key=True)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Upload(Base):
+    """An open upload session; its bytes are staged in the store under the same id."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

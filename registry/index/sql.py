@@ -1,0 +1,267 @@
+"""The metadata index on SQL through SQLAlchemy's async engine: SQLite (embedded) or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, event, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from registry.index.base import ManifestPut, ManifestRecord, MissingReferences
+from registry.index.models import (
+    Blob,
+    Manifest,
+    ManifestReference,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    Upload,
+    utcnow,
+)
+
+_MANIFEST_COLUMNS = (
+    Manifest.digest,
+    Manifest.media_type,
+    Manifest.size,
+    Manifest.artifact_type,
+    Manifest.subject,
+    Manifest.annotations,
+)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside a writer; NORMAL sync is durable against a process crash (SIGKILL),
+    # which is what the index must survive; foreign keys make deletes cascade as on PostgreSQL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class SQLIndex:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self._dialect = self.engine.dialect.name
+
+    async def open(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _insert(self, model: type) -> Any:
+        """INSERT with the dialect's ON CONFLICT support (both SQLite and PostgreSQL have it)."""
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    async def _repository_id(self, conn: AsyncConnection, name: str, create: bool = False) -> int | None:
+        if create:
+            await conn.execute(self._insert(Repository).values(name=name).on_conflict_do_nothing())
+        return await conn.scalar(select(Repository.id).where(Repository.name == name))
+
+    # Blobs
+
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        query = (
+            select(Blob.size)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .join(Repository, Repository.id == RepositoryBlob.repository_id)
+            .where(Repository.name == repository, Blob.digest == digest)
+        )
+        async with self.engine.connect() as conn:
+            return await conn.scalar(query)
+
+    async def any_blob_size(self, digest: str) -> int | None:
+        async with self.engine.connect() as conn:
+            return await conn.scalar(select(Blob.size).where(Blob.digest == digest))
+
+    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
+        async with self.engine.begin() as conn:
+            repo_id = await self._repository_id(conn, repository, create=True)
+            await conn.execute(self._insert(Blob).values(digest=digest, size=size).on_conflict_do_nothing())
+            await conn.execute(
+                self._insert(RepositoryBlob)
+                .values(repository_id=repo_id, digest=digest)
+                .on_conflict_do_nothing()
+            )
+            if upload_id is not None:
+                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        async with self.engine.begin() as conn:
+            repo_id = await self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            result = await conn.execute(
+                delete(RepositoryBlob).where(
+                    RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest
+                )
+            )
+            return result.rowcount > 0
+
+    # Upload sessions
+
+    async def create_upload(self, upload_id: str, repository: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert(Upload).values(id=upload_id, repository=repository))
+
+    async def upload_exists(self, upload_id: str, repository: str) -> bool:
+        async with self.engine.connect() as conn:
+            query = select(exists().where(Upload.id == upload_id, Upload.repository == repository))
+            return bool(await conn.scalar(query))
+
+    async def touch_upload(self, upload_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(Upload).where(Upload.id == upload_id).values(updated_at=utcnow()))
+
+    async def delete_upload(self, upload_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(Upload).where(Upload.id == upload_id))
+
+    async def expired_uploads(self, before: datetime) -> list[str]:
+        async with self.engine.connect() as conn:
+            result = await conn.scalars(select(Upload.id).where(Upload.updated_at < before))
+            return list(result)
+
+    # Manifests and tags
+
+    async def get_manifest(self, repository: str, reference: str) -> ManifestRecord | None:
+        query = select(*_MANIFEST_COLUMNS).join(Repository, Repository.id == Manifest.repository_id)
+        if ":" in reference:
+            query = query.where(Repository.name == repository, Manifest.digest == reference)
+        else:
+            query = query.join(Tag, Tag.manifest_id == Manifest.id).where(
+                Repository.name == repository, Tag.name == reference, Tag.repository_id == Repository.id
+            )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return ManifestRecord(*row) if row else None
+
+    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
+        record = put.record
+        async with self.engine.begin() as conn:
+            repo_id = await self._repository_id(conn, repository, create=True)
+            missing_blobs = await self._missing(
+                conn, RepositoryBlob.digest, RepositoryBlob.repository_id, repo_id, put.blobs
+            )
+            missing_manifests = await self._missing(
+                conn, Manifest.digest, Manifest.repository_id, repo_id, put.manifests
+            )
+            if missing_blobs or missing_manifests:
+                raise MissingReferences(missing_blobs, missing_manifests)
+            await conn.execute(
+                self._insert(Blob).values(digest=record.digest, size=record.size).on_conflict_do_nothing()
+            )
+            await conn.execute(
+                self._insert(Manifest)
+                .values(
+                    repository_id=repo_id,
+                    digest=record.digest,
+                    media_type=record.media_type,
+                    size=record.size,
+                    artifact_type=record.artifact_type,
+                    subject=record.subject,
+                    annotations=record.annotations,
+                )
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
+            manifest_id = await conn.scalar(
+                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == record.digest)
+            )
+            references = [{"manifest_id": manifest_id, "digest": d, "is_manifest": False} for d in put.blobs]
+            references += [
+                {"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests
+            ]
+            if references:
+                await conn.execute(self._insert(ManifestReference).on_conflict_do_nothing(), references)
+            if put.tag is not None:
+                statement = self._insert(Tag).values(
+                    repository_id=repo_id, name=put.tag, manifest_id=manifest_id, updated_at=utcnow()
+                )
+                await conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["repository_id", "name"],
+                        set_={"manifest_id": manifest_id, "updated_at": utcnow()},
+                    )
+                )
+
+    @staticmethod
+    async def _missing(
+        conn: AsyncConnection, digest_col: Any, repo_col: Any, repo_id: int | None, wanted: Sequence[str]
+    ) -> list[str]:
+        if not wanted:
+            return []
+        found = set(
+            await conn.scalars(select(digest_col).where(repo_col == repo_id, digest_col.in_(set(wanted))))
+        )
+        return sorted(set(wanted) - found)
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        async with self.engine.begin() as conn:
+            repo_id = await self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            manifest_id = await conn.scalar(
+                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
+            )
+            if manifest_id is None:
+                return False
+            # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
+            await conn.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
+            await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
+            await conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
+            return True
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        async with self.engine.begin() as conn:
+            repo_id = await self._repository_id(conn, repository)
+            if repo_id is None:
+                return False
+            result = await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
+            return result.rowcount > 0
+
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
+        async with self.engine.connect() as conn:
+            repo_id = await self._repository_id(conn, repository)
+            if repo_id is None:
+                return None
+            query = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name)
+            if last:
+                query = query.where(Tag.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(await conn.scalars(query))
+
+    async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
+        query = select(Repository.name).order_by(Repository.name)
+        if last:
+            query = query.where(Repository.name > last)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            return list(await conn.scalars(query))
+
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, Manifest.subject == subject)
+            .order_by(Manifest.digest)
+        )
+        async with self.engine.connect() as conn:
+            return [ManifestRecord(*row) for row in await conn.execute(query)]

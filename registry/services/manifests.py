@@ -1,0 +1,264 @@
+"""Manifest validation, storage and lookup.
+
+Manifests are kept as the exact bytes received (the digest covers the bytes) in the blob store, and
+parsed once at push time only to validate them and to record what they reference. Their bytes are
+immutable by digest, so every worker may cache them without coordination; what can change (tags,
+deletes) is always read from the index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from registry.errors import ErrorCode, RegistryError
+from registry.index import ManifestPut, ManifestRecord, MetadataIndex, MissingReferences
+from registry.storage import BlobStore
+from registry.types import (
+    DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED,
+    IMAGE_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Digest,
+    is_digest,
+    valid_tag,
+)
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
+# Layers that live outside the registry by design and so need not have been pushed.
+_FOREIGN_LAYER_TYPES = frozenset(
+    {
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
+
+def _invalid(reason: str, **detail: Any) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_INVALID, {"reason": reason, **detail})
+
+
+def _descriptor(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid(f"{where} is not a descriptor")
+    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType")
+    if not isinstance(digest, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where} needs a digest and a non-negative size")
+    if media_type is not None and not isinstance(media_type, str):
+        raise _invalid(f"{where} has a malformed mediaType")
+    try:
+        Digest.parse(digest)
+    except RegistryError as error:
+        raise _invalid(f"{where} has an invalid digest", digest=digest) from error
+    return value
+
+
+def _descriptors(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _invalid(f"{where} must be a list")
+    return [_descriptor(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedManifest:
+    put: ManifestPut
+    body: bytes
+
+
+def parse_manifest(body: bytes, content_type: str | None, reference: str) -> ParsedManifest:
+    """Validate a pushed manifest and extract what the index records about it."""
+    if len(body) > MAX_MANIFEST_SIZE:
+        raise RegistryError(
+            ErrorCode.MANIFEST_INVALID, {"size": len(body), "limit": MAX_MANIFEST_SIZE}, status=413
+        )
+    if is_digest(reference):
+        claimed = Digest.parse(reference)
+        digest = Digest.of(body, claimed.algorithm)
+        if digest != claimed:
+            raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": reference, "actual": str(digest)})
+    else:
+        if not valid_tag(reference):
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, {"tag": reference}, message="invalid tag")
+        digest = Digest.of(body)
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _invalid("not valid JSON", error=str(error)) from error
+    if not isinstance(document, dict):
+        raise _invalid("not a JSON object")
+
+    media_type = _media_type(document, content_type)
+    if document.get("schemaVersion") != 2:
+        raise _invalid("schemaVersion must be 2")
+    subject = document.get("subject")
+    if subject is not None:
+        subject = _descriptor(subject, "subject")["digest"]
+    artifact_type = document.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise _invalid("artifactType must be a string")
+    annotations = document.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise _invalid("annotations must be an object")
+
+    blobs: list[str] = []
+    children: list[str] = []
+    if media_type in IMAGE_TYPES:
+        config = _descriptor(document.get("config"), "config")
+        blobs.append(config["digest"])
+        for layer in _descriptors(document.get("layers", []), "layers"):
+            if layer.get("mediaType") not in _FOREIGN_LAYER_TYPES:
+                blobs.append(layer["digest"])
+        if artifact_type is None and media_type == OCI_MANIFEST:
+            artifact_type = config.get("mediaType")
+    else:
+        children = [m["digest"] for m in _descriptors(document.get("manifests"), "manifests")]
+
+    record = ManifestRecord(
+        digest=str(digest),
+        media_type=media_type,
+        size=len(body),
+        artifact_type=artifact_type,
+        subject=subject,
+        annotations=json.dumps(annotations, separators=(",", ":")) if annotations else None,
+    )
+    tag = None if is_digest(reference) else reference
+    return ParsedManifest(ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), tag), body)
+
+
+def _media_type(document: dict[str, Any], content_type: str | None) -> str:
+    declared = document.get("mediaType")
+    header = (content_type or "").split(";")[0].strip() or None
+    if declared is not None and not isinstance(declared, str):
+        raise _invalid("mediaType must be a string")
+    if declared in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED) or header in (
+        DOCKER_SCHEMA1,
+        DOCKER_SCHEMA1_SIGNED,
+    ):
+        raise RegistryError(
+            ErrorCode.MANIFEST_INVALID, {"mediaType": declared or header}, message="schema 1 is not supported"
+        )
+    if declared and header and header in MANIFEST_TYPES and declared != header:
+        raise _invalid("mediaType does not match Content-Type", mediaType=declared, contentType=header)
+    media_type = declared or (header if header in MANIFEST_TYPES else None)
+    if media_type is None:
+        # Neither says: the shape decides, as the OCI image spec allows for both kinds.
+        media_type = OCI_INDEX if "manifests" in document else OCI_MANIFEST
+    if media_type not in MANIFEST_TYPES:
+        raise _invalid("unsupported manifest media type", mediaType=media_type)
+    if media_type in INDEX_TYPES and "manifests" not in document:
+        raise _invalid("an index needs a manifests list")
+    if media_type in IMAGE_TYPES and "config" not in document:
+        raise _invalid("an image manifest needs a config")
+    return media_type
+
+
+def accepts(accept_headers: list[str], media_type: str) -> bool:
+    """Whether a client's Accept headers admit a manifest type; no Accept at all admits everything."""
+    offered = [part.split(";")[0].strip() for header in accept_headers for part in header.split(",")]
+    offered = [item for item in offered if item]
+    if not offered:
+        return True
+    major = media_type.split("/")[0] + "/*"
+    return any(item in (media_type, "*/*", major) for item in offered)
+
+
+class _ContentCache:
+    """Manifest bytes by digest, least recently used evicted first, bounded in total bytes."""
+
+    def __init__(self, budget: int) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._budget = budget
+        self._used = 0
+
+    def get(self, digest: str) -> bytes | None:
+        data = self._items.get(digest)
+        if data is not None:
+            self._items.move_to_end(digest)
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        if digest in self._items or len(data) > self._budget:
+            return
+        self._items[digest] = data
+        self._used += len(data)
+        while self._used > self._budget:
+            _, evicted = self._items.popitem(last=False)
+            self._used -= len(evicted)
+
+
+class ManifestService:
+    def __init__(self, index: MetadataIndex, store: BlobStore) -> None:
+        self.index = index
+        self.store = store
+        self._cache = _ContentCache(CACHE_BYTES)
+
+    async def put(self, repository: str, parsed: ParsedManifest) -> ManifestRecord:
+        record = parsed.put.record
+        digest = Digest.parse(record.digest)
+        await self.store.put(digest, parsed.body)
+        try:
+            await self.index.put_manifest(repository, parsed.put)
+        except MissingReferences as missing:
+            if missing.blobs:
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digests": missing.blobs}) from None
+            raise RegistryError(
+                ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
+            ) from None
+        self._cache.put(record.digest, parsed.body)
+        return record
+
+    async def find(self, repository: str, reference: str) -> ManifestRecord:
+        if is_digest(reference):
+            Digest.parse(reference)
+        elif not valid_tag(reference):
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"tag": reference})
+        record = await self.index.get_manifest(repository, reference)
+        if record is None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
+        return record
+
+    async def content(self, record: ManifestRecord) -> bytes:
+        data = self._cache.get(record.digest)
+        if data is None:
+            data = await self.store.get(Digest.parse(record.digest))
+            self._cache.put(record.digest, data)
+        return data
+
+    async def delete(self, repository: str, reference: str) -> None:
+        """By digest: the manifest and every tag on it. By tag: only the tag."""
+        if is_digest(reference):
+            Digest.parse(reference)
+            deleted = await self.index.delete_manifest(repository, reference)
+        elif valid_tag(reference):
+            deleted = await self.index.delete_tag(repository, reference)
+        else:
+            deleted = False
+        if not deleted:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
+
+    async def referrers(
+        self, repository: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        found = []
+        for record in await self.index.referrers(repository, str(subject)):
+            if artifact_type is not None and record.artifact_type != artifact_type:
+                continue
+            descriptor: dict[str, Any] = {
+                "mediaType": record.media_type,
+                "digest": record.digest,
+                "size": record.size,
+            }
+            if record.artifact_type:
+                descriptor["artifactType"] = record.artifact_type
+            if record.annotations:
+                descriptor["annotations"] = json.loads(record.annotations)
+            found.append(descriptor)
+        return found

@@ -1,0 +1,63 @@
+"""The blob store contract.
+
+A store holds two kinds of things: committed blobs, addressed by digest and immutable, and upload
+sessions, addressed by an opaque id, whose bytes only become a blob through `BlobWriter.commit`, which
+verifies the digest first. A blob is therefore never visible before its digest has been checked.
+Everything streams; no method takes or returns a whole blob, except `put`/`get` for small
+documents (manifests) whose size the caller bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from registry.types import Digest
+
+
+class BlobWriter(Protocol):
+    """An open upload session. Bytes are appended in order; `size` is what has been accepted so far."""
+
+    @property
+    def size(self) -> int: ...
+
+    async def write(self, chunks: AsyncIterator[bytes]) -> int:
+        """Append a stream of bytes. On failure nothing of this call is kept, so a retry starts clean."""
+        ...
+
+    async def commit(self, expected: Digest) -> int:
+        """Verify the content against `expected` and make it a blob; returns its size.
+
+        Raises DIGEST_INVALID (and discards the session) when the bytes do not match.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release resources without committing; the session stays resumable."""
+        ...
+
+
+class BlobStore(Protocol):
+    async def stat(self, digest: Digest) -> int | None:
+        """Size of a committed blob, or None."""
+        ...
+
+    def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end) of a committed blob."""
+        ...
+
+    async def put(self, digest: Digest, data: bytes) -> None:
+        """Store a small document whose digest the caller has already verified."""
+        ...
+
+    async def get(self, digest: Digest) -> bytes: ...
+
+    async def delete(self, digest: Digest) -> None: ...
+
+    async def create_upload(self, upload_id: str) -> None: ...
+
+    async def open_upload(self, upload_id: str) -> BlobWriter | None:
+        """Resume a session, or None when it does not exist."""
+        ...
+
+    async def delete_upload(self, upload_id: str) -> None: ...

@@ -1,0 +1,252 @@
+"""The filesystem blob store, the embedded default.
+
+Layout under the root:
+
+    <root>/
+      blobs/
+        sha256/
+          ab/
+            abcdef0123...        one committed blob, named by its digest, never rewritten
+        sha512/...
+      uploads/
+        <session id>             the staged bytes of one upload session
+
+A session's bytes are hashed as they arrive (sha256, the digest nearly every client uses), gathered
+into large pieces and written by a worker thread while the next piece is still being received. Commit
+fsyncs the staged file, checks the digest and renames it into place, so a crash at any moment leaves
+either no blob or a whole, verified one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+
+from registry.errors import ErrorCode, RegistryError
+from registry.types import Digest
+
+WRITE_PIECE = 4 * 1024 * 1024
+READ_PIECE = 1024 * 1024
+# Running hashes of sessions whose bytes this process received, so a commit in a later request does
+# not re-read the staged file. Bounded: a session evicted here is re-hashed from disk instead.
+MAX_CACHED_HASHERS = 4096
+
+
+class _HashState:
+    """A running sha256 over the first `offset` bytes of a staged file."""
+
+    def __init__(self) -> None:
+        self.hasher = hashlib.sha256()
+        self.offset = 0
+
+
+class FilesystemStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs"
+        self._uploads = root / "uploads"
+        self._hashes: OrderedDict[str, _HashState] = OrderedDict()
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self._blobs / digest.algorithm / digest.hex[:2] / digest.hex
+
+    def upload_path(self, upload_id: str) -> Path:
+        return self._uploads / upload_id
+
+    async def stat(self, digest: Digest) -> int | None:
+        try:
+            return (await aiofiles.os.stat(self.blob_path(digest))).st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async with aiofiles.open(self.blob_path(digest), "rb") as handle:
+            if start:
+                await handle.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                piece = await handle.read(READ_PIECE if remaining is None else min(READ_PIECE, remaining))
+                if not piece:
+                    break
+                if remaining is not None:
+                    remaining -= len(piece)
+                yield piece
+
+    async def put(self, digest: Digest, data: bytes) -> None:
+        await asyncio.to_thread(self._put_sync, digest, data)
+
+    def _put_sync(self, digest: Digest, data: bytes) -> None:
+        target = self.blob_path(digest)
+        if target.exists():
+            return
+        staged = self._uploads / f"put-{digest.hex}-{os.getpid()}"
+        with open(staged, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(staged, target)
+
+    async def get(self, digest: Digest) -> bytes:
+        async with aiofiles.open(self.blob_path(digest), "rb") as handle:
+            return await handle.read()
+
+    async def delete(self, digest: Digest) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.remove(self.blob_path(digest))
+
+    async def create_upload(self, upload_id: str) -> None:
+        await asyncio.to_thread(self.upload_path(upload_id).touch, exist_ok=False)
+        self._remember(upload_id, _HashState())
+
+    async def open_upload(self, upload_id: str) -> _FileWriter | None:
+        path = self.upload_path(upload_id)
+        try:
+            size = (await aiofiles.os.stat(path)).st_size
+        except FileNotFoundError:
+            return None
+        state = self._hashes.pop(upload_id, None) or _HashState()
+        return _FileWriter(self, upload_id, path, size, state)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.remove(self.upload_path(upload_id))
+
+    def _remember(self, upload_id: str, state: _HashState) -> None:
+        self._hashes[upload_id] = state
+        while len(self._hashes) > MAX_CACHED_HASHERS:
+            self._hashes.popitem(last=False)
+
+
+def _publish(staged: Path, target: Path) -> None:
+    """Atomically move a fully written, fsynced file to its content address."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _FileWriter:
+    def __init__(self, store: FilesystemStore, upload_id: str, path: Path, size: int, state: _HashState):
+        self._store = store
+        self._id = upload_id
+        self._path = path
+        self._size = size
+        self._state = state
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, chunks: AsyncIterator[bytes]) -> int:
+        start = self._size
+        fd = await asyncio.to_thread(os.open, self._path, os.O_WRONLY)
+        pending: asyncio.Future[None] | None = None
+        buffer: list[bytes] = []
+        buffered = 0
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                buffer.append(chunk)
+                buffered += len(chunk)
+                if buffered >= WRITE_PIECE:
+                    # Receive the next piece while a worker thread hashes and writes this one.
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(asyncio.to_thread(self._append, fd, b"".join(buffer)))
+                    buffer, buffered = [], 0
+            if pending is not None:
+                await pending
+                pending = None
+            if buffer:
+                await asyncio.to_thread(self._append, fd, b"".join(buffer))
+        except BaseException:
+            if pending is not None:
+                await asyncio.gather(pending, return_exceptions=True)
+            await asyncio.to_thread(self._rollback, fd, start)
+            raise
+        finally:
+            await asyncio.to_thread(os.close, fd)
+        return self._size - start
+
+    def _append(self, fd: int, data: bytes) -> None:
+        self._catch_up(fd)
+        os.pwrite(fd, data, self._size)
+        self._state.hasher.update(data)
+        self._size += len(data)
+        self._state.offset = self._size
+
+    def _catch_up(self, fd: int) -> None:
+        """Hash staged bytes this process did not see arrive (a session resumed in another worker)."""
+        state = self._state
+        while state.offset < self._size:
+            piece = os.pread(fd, min(WRITE_PIECE, self._size - state.offset), state.offset)
+            if not piece:
+                break
+            state.hasher.update(piece)
+            state.offset += len(piece)
+
+    def _rollback(self, fd: int, start: int) -> None:
+        os.ftruncate(fd, start)
+        self._size = start
+        self._state = _HashState()
+
+    async def commit(self, expected: Digest) -> int:
+        await asyncio.to_thread(self._commit_sync, expected)
+        self._store._hashes.pop(self._id, None)
+        return self._size
+
+    def _commit_sync(self, expected: Digest) -> None:
+        fd = os.open(self._path, os.O_RDWR)
+        try:
+            if expected.algorithm == "sha256":
+                self._catch_up(fd)
+                actual = self._state.hasher.hexdigest()
+            else:
+                actual = _hash_file(fd, expected.algorithm, self._size)
+            if actual != expected.hex:
+                os.close(fd)
+                fd = -1
+                self._path.unlink(missing_ok=True)
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    {"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
+                )
+            os.fsync(fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        target = self._store.blob_path(expected)
+        if target.exists():
+            self._path.unlink(missing_ok=True)
+        else:
+            _publish(self._path, target)
+
+    async def close(self) -> None:
+        self._store._remember(self._id, self._state)
+
+
+def _hash_file(fd: int, algorithm: str, size: int) -> str:
+    hasher = hashlib.new(algorithm)
+    offset = 0
+    while offset < size:
+        piece = os.pread(fd, min(WRITE_PIECE, size - offset), offset)
+        if not piece:
+            break
+        hasher.update(piece)
+        offset += len(piece)
+    return hasher.hexdigest()

@@ -1,0 +1,67 @@
+"""Shared fixtures: real registry processes on loopback, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.postgres import PostgresCluster
+from tests.support.server import RegistryProcess
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    # Not under pytest's tmp_path: that is private to root, and the cluster runs as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="registry-pg-"))
+    cluster = PostgresCluster(root).start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    """Every test that uses a server runs once per index backend."""
+    if request.param == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture(scope="session")
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    process = RegistryProcess(tmp_path_factory.mktemp("registry"), database).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server: RegistryProcess) -> Iterator[httpx.Client]:
+    with server.client() as http:
+        yield http
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name of this test's own, so tests sharing a server never see each other's data."""
+    return "test/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, database: str) -> Iterator[type]:
+    """Start extra servers (for restarts, crashes, settings) that are stopped after the test."""
+    started: list[RegistryProcess] = []
+
+    def start(data_dir: Path | None = None, **env: str) -> RegistryProcess:
+        process = RegistryProcess(data_dir or tmp_path / f"r{len(started)}", database, env).start()
+        started.append(process)
+        return process
+
+    yield start  # type: ignore[misc]
+    for process in started:
+        process.stop()
