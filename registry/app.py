@@ -21,7 +21,7 @@ from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
 
 log = logging.getLogger("registry")
-PURGE_INTERVAL = 600.0
+MAX_PURGE_INTERVAL = 600.0
 
 
 @dataclass
@@ -68,6 +68,8 @@ class _VersionHeader:
 
 
 async def _purge_uploads(registry: Registry) -> None:
+    # Often enough that a session never outlives its expiry by much more than a quarter of it.
+    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
     while True:
         try:
             purged = await registry.blobs.purge_expired()
@@ -75,7 +77,7 @@ async def _purge_uploads(registry: Registry) -> None:
                 log.info("purged %d expired upload sessions", purged)
         except Exception:
             log.exception("upload purge failed")
-        await asyncio.sleep(PURGE_INTERVAL)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -153,7 +153,7 @@ class _FileWriter:
 
     async def write(self, chunks: AsyncIterator[bytes]) -> int:
         start = self._size
-        fd = await asyncio.to_thread(os.open, self._path, os.O_WRONLY)
+        fd = await asyncio.to_thread(os.open, self._path, os.O_RDWR)
         pending: asyncio.Future[None] | None = None
         buffer: list[bytes] = []
         buffered = 0
