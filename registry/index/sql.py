@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, event, exists, select, update
+from sqlalchemy import Select, Table, bindparam, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -21,6 +21,7 @@ from registry.index.models import (
     Upload,
     utcnow,
 )
+from registry.index.reads import Reader, open_reader
 
 _MANIFEST_COLUMNS = (
     Manifest.digest,
@@ -29,6 +30,51 @@ _MANIFEST_COLUMNS = (
     Manifest.artifact_type,
     Manifest.subject,
     Manifest.annotations,
+)
+
+
+# The read queries, with named parameters; see reads.py for how they run.
+_BLOB_IN_REPOSITORY = (
+    select(Blob.size)
+    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
+)
+_BLOB_ANYWHERE = select(Blob.size).where(Blob.digest == bindparam("digest"))
+_UPLOAD = select(Upload.id).where(
+    Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
+)
+_MANIFEST_BY_DIGEST = (
+    select(*_MANIFEST_COLUMNS)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("reference"))
+)
+_MANIFEST_BY_TAG = (
+    select(*_MANIFEST_COLUMNS)
+    .join(Tag, Tag.manifest_id == Manifest.id)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .where(Repository.name == bindparam("repository"), Tag.name == bindparam("reference"))
+)
+_REPOSITORY = select(Repository.id).where(Repository.name == bindparam("repository"))
+# "" sorts before every name, so an absent `last` is simply "".
+_TAGS = (
+    select(Tag.name)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .where(Repository.name == bindparam("repository"), Tag.name > bindparam("last"))
+    .order_by(Tag.name)
+    .limit(bindparam("limit"))
+)
+_REPOSITORIES = (
+    select(Repository.name)
+    .where(Repository.name > bindparam("last"))
+    .order_by(Repository.name)
+    .limit(bindparam("limit"))
+)
+_REFERRERS = (
+    select(*_MANIFEST_COLUMNS)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repository"), Manifest.subject == bindparam("subject"))
+    .order_by(Manifest.digest)
 )
 
 
@@ -56,13 +102,26 @@ class SQLIndex:
         self.url = url
         self.engine = create_engine(url)
         self._dialect = self.engine.dialect.name
+        self._reader: Reader | None = None
 
     async def open(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(select(1))
+        self._reader = await open_reader(self.url, self.engine.dialect)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self.engine.dispose()
+
+    async def _rows(self, query: Select, **params: Any) -> list[Any]:
+        assert self._reader is not None, "SQLIndex.open() was not awaited"
+        return await self._reader.all(query, **params)
+
+    async def _first(self, query: Select, **params: Any) -> Any:
+        rows = await self._rows(query, **params)
+        return rows[0] if rows else None
+
+    async def _column(self, query: Select, **params: Any) -> list[Any]:
+        return [row[0] for row in await self._rows(query, **params)]
 
     def _insert(self, model: type) -> Any:
         """INSERT with the dialect's ON CONFLICT support (both SQLite and PostgreSQL have it)."""
@@ -77,18 +136,12 @@ class SQLIndex:
     # Blobs
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
-        query = (
-            select(Blob.size)
-            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-            .join(Repository, Repository.id == RepositoryBlob.repository_id)
-            .where(Repository.name == repository, Blob.digest == digest)
-        )
-        async with self.engine.connect() as conn:
-            return await conn.scalar(query)
+        row = await self._first(_BLOB_IN_REPOSITORY, repository=repository, digest=digest)
+        return row[0] if row else None
 
     async def any_blob_size(self, digest: str) -> int | None:
-        async with self.engine.connect() as conn:
-            return await conn.scalar(select(Blob.size).where(Blob.digest == digest))
+        row = await self._first(_BLOB_ANYWHERE, digest=digest)
+        return row[0] if row else None
 
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
         async with self.engine.begin() as conn:
@@ -121,9 +174,7 @@ class SQLIndex:
             await conn.execute(self._insert(Upload).values(id=upload_id, repository=repository))
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
-        async with self.engine.connect() as conn:
-            query = select(exists().where(Upload.id == upload_id, Upload.repository == repository))
-            return bool(await conn.scalar(query))
+        return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
 
     async def touch_upload(self, upload_id: str) -> None:
         async with self.engine.begin() as conn:
@@ -141,15 +192,8 @@ class SQLIndex:
     # Manifests and tags
 
     async def get_manifest(self, repository: str, reference: str) -> ManifestRecord | None:
-        query = select(*_MANIFEST_COLUMNS).join(Repository, Repository.id == Manifest.repository_id)
-        if ":" in reference:
-            query = query.where(Repository.name == repository, Manifest.digest == reference)
-        else:
-            query = query.join(Tag, Tag.manifest_id == Manifest.id).where(
-                Repository.name == repository, Tag.name == reference, Tag.repository_id == Repository.id
-            )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        query = _MANIFEST_BY_DIGEST if ":" in reference else _MANIFEST_BY_TAG
+        row = await self._first(query, repository=repository, reference=reference)
         return ManifestRecord(*row) if row else None
 
     async def put_manifest(self, repository: str, put: ManifestPut) -> None:
@@ -236,32 +280,19 @@ class SQLIndex:
             return result.rowcount > 0
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
-        async with self.engine.connect() as conn:
-            repo_id = await self._repository_id(conn, repository)
-            if repo_id is None:
-                return None
-            query = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name)
-            if last:
-                query = query.where(Tag.name > last)
-            if limit is not None:
-                query = query.limit(limit)
-            return list(await conn.scalars(query))
+        tags = await self._column(_TAGS, repository=repository, last=last or "", limit=_limit(limit))
+        if not tags and await self._first(_REPOSITORY, repository=repository) is None:
+            return None
+        return tags
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
-        query = select(Repository.name).order_by(Repository.name)
-        if last:
-            query = query.where(Repository.name > last)
-        if limit is not None:
-            query = query.limit(limit)
-        async with self.engine.connect() as conn:
-            return list(await conn.scalars(query))
+        return await self._column(_REPOSITORIES, last=last or "", limit=_limit(limit))
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
-        query = (
-            select(*_MANIFEST_COLUMNS)
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(Repository.name == repository, Manifest.subject == subject)
-            .order_by(Manifest.digest)
-        )
-        async with self.engine.connect() as conn:
-            return [ManifestRecord(*row) for row in await conn.execute(query)]
+        rows = await self._rows(_REFERRERS, repository=repository, subject=subject)
+        return [ManifestRecord(*row) for row in rows]
+
+
+def _limit(limit: int | None) -> int:
+    # SQLite and PostgreSQL both want a number; -1 is "no limit" to SQLite but an error to PostgreSQL.
+    return limit if limit is not None else 2**31 - 1
