@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, delete, event, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    event,
+    make_url,
+    select,
+    update,
+)
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from registry.index.base import ManifestPut, ManifestRecord, MissingReferences
 from registry.index.models import (
@@ -22,6 +38,8 @@ from registry.index.models import (
     utcnow,
 )
 from registry.index.reads import Reader, open_reader
+
+T = TypeVar("T")
 
 _MANIFEST_COLUMNS = (
     Manifest.digest,
@@ -79,11 +97,21 @@ _REFERRERS = (
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """The async engine (Alembic's migrations; the index's writes on PostgreSQL)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _create_sqlite_writer(url: str) -> Engine:
+    """The synchronous engine that SQLite writes go through, from the writer thread."""
+    engine = create_sync_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_manual_transactions)
+    event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -97,20 +125,65 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # Stop the driver from beginning transactions on its own, so the "begin" hook below decides how.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    # Take the write lock when the transaction starts: a deferred transaction that reads first and
+    # writes later fails outright ("database is locked") if another process wrote in between.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class SQLIndex:
+    """Writes are plain synchronous transaction functions over a SQLAlchemy `Connection`.
+
+    On SQLite they run whole on one writer thread: one thread hop per transaction rather than one
+    per statement, and this process's writers queue there instead of sleeping in SQLite's busy
+    handler. On PostgreSQL the same functions run on the async engine through `run_sync`.
+    Reads go through reads.py.
+    """
+
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url)
-        self._dialect = self.engine.dialect.name
+        self._sqlite = url.startswith("sqlite")
+        self._async_engine: AsyncEngine | None = None
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        if self._sqlite:
+            self._sync_engine = _create_sqlite_writer(url)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._dialect: Dialect = self._sync_engine.dialect
+        else:
+            self._async_engine = create_engine(url)
+            self._dialect = self._async_engine.dialect
         self._reader: Reader | None = None
 
     async def open(self) -> None:
-        self._reader = await open_reader(self.url, self.engine.dialect)
+        self._reader = await open_reader(self.url, self._dialect)
 
     async def close(self) -> None:
         if self._reader is not None:
             await self._reader.close()
-        await self.engine.dispose()
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+        if self._sync_engine is not None and self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._sync_engine.dispose()
+
+    async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
+        if self._sync_engine is not None:
+            engine = self._sync_engine
+
+            def run() -> T:
+                with engine.begin() as conn:
+                    return work(conn, *args)
+
+            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        assert self._async_engine is not None
+        async with self._async_engine.begin() as conn:
+            return await conn.run_sync(work, *args)
 
     async def _rows(self, query: Select, **params: Any) -> list[Any]:
         assert self._reader is not None, "SQLIndex.open() was not awaited"
@@ -126,12 +199,12 @@ class SQLIndex:
     def _insert(self, model: type) -> Any:
         """INSERT with the dialect's ON CONFLICT support (both SQLite and PostgreSQL have it)."""
         table: Table = model.__table__  # type: ignore[attr-defined]
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
 
-    async def _repository_id(self, conn: AsyncConnection, name: str, create: bool = False) -> int | None:
+    def _repository_id(self, conn: Connection, name: str, create: bool = False) -> int | None:
         if create:
-            await conn.execute(self._insert(Repository).values(name=name).on_conflict_do_nothing())
-        return await conn.scalar(select(Repository.id).where(Repository.name == name))
+            conn.execute(self._insert(Repository).values(name=name).on_conflict_do_nothing())
+        return conn.scalar(select(Repository.id).where(Repository.name == name))
 
     # Blobs
 
@@ -144,50 +217,52 @@ class SQLIndex:
         return row[0] if row else None
 
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
-        async with self.engine.begin() as conn:
-            repo_id = await self._repository_id(conn, repository, create=True)
-            await conn.execute(self._insert(Blob).values(digest=digest, size=size).on_conflict_do_nothing())
-            await conn.execute(
-                self._insert(RepositoryBlob)
-                .values(repository_id=repo_id, digest=digest)
-                .on_conflict_do_nothing()
-            )
-            if upload_id is not None:
-                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+        await self._transaction(self._link_blob, repository, digest, size, upload_id)
+
+    def _link_blob(
+        self, conn: Connection, repository: str, digest: str, size: int, upload_id: str | None
+    ) -> None:
+        repo_id = self._repository_id(conn, repository, create=True)
+        conn.execute(self._insert(Blob).values(digest=digest, size=size).on_conflict_do_nothing())
+        conn.execute(
+            self._insert(RepositoryBlob).values(repository_id=repo_id, digest=digest).on_conflict_do_nothing()
+        )
+        if upload_id is not None:
+            conn.execute(delete(Upload).where(Upload.id == upload_id))
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
-        async with self.engine.begin() as conn:
-            repo_id = await self._repository_id(conn, repository)
-            if repo_id is None:
-                return False
-            result = await conn.execute(
-                delete(RepositoryBlob).where(
-                    RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest
-                )
+        return await self._transaction(self._unlink_blob, repository, digest)
+
+    def _unlink_blob(self, conn: Connection, repository: str, digest: str) -> bool:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return False
+        result = conn.execute(
+            delete(RepositoryBlob).where(
+                RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest
             )
-            return result.rowcount > 0
+        )
+        return result.rowcount > 0
 
     # Upload sessions
 
     async def create_upload(self, upload_id: str, repository: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(self._insert(Upload).values(id=upload_id, repository=repository))
+        await self._transaction(_execute, self._insert(Upload).values(id=upload_id, repository=repository))
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
         return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
 
     async def touch_upload(self, upload_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(update(Upload).where(Upload.id == upload_id).values(updated_at=utcnow()))
+        await self._transaction(
+            _execute, update(Upload).where(Upload.id == upload_id).values(updated_at=utcnow())
+        )
 
     async def delete_upload(self, upload_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(Upload).where(Upload.id == upload_id))
+        await self._transaction(_execute, delete(Upload).where(Upload.id == upload_id))
 
     async def expired_uploads(self, before: datetime) -> list[str]:
-        async with self.engine.connect() as conn:
-            result = await conn.scalars(select(Upload.id).where(Upload.updated_at < before))
-            return list(result)
+        # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
+        return await self._transaction(_ids_updated_before, before)
 
     # Manifests and tags
 
@@ -197,87 +272,89 @@ class SQLIndex:
         return ManifestRecord(*row) if row else None
 
     async def put_manifest(self, repository: str, put: ManifestPut) -> None:
+        await self._transaction(self._put_manifest, repository, put)
+
+    def _put_manifest(self, conn: Connection, repository: str, put: ManifestPut) -> None:
         record = put.record
-        async with self.engine.begin() as conn:
-            repo_id = await self._repository_id(conn, repository, create=True)
-            missing_blobs = await self._missing(
-                conn, RepositoryBlob.digest, RepositoryBlob.repository_id, repo_id, put.blobs
+        repo_id = self._repository_id(conn, repository, create=True)
+        missing_blobs = self._missing(
+            conn, RepositoryBlob.digest, RepositoryBlob.repository_id, repo_id, put.blobs
+        )
+        missing_manifests = self._missing(
+            conn, Manifest.digest, Manifest.repository_id, repo_id, put.manifests
+        )
+        if missing_blobs or missing_manifests:
+            raise MissingReferences(missing_blobs, missing_manifests)
+        conn.execute(
+            self._insert(Blob).values(digest=record.digest, size=record.size).on_conflict_do_nothing()
+        )
+        conn.execute(
+            self._insert(Manifest)
+            .values(
+                repository_id=repo_id,
+                digest=record.digest,
+                media_type=record.media_type,
+                size=record.size,
+                artifact_type=record.artifact_type,
+                subject=record.subject,
+                annotations=record.annotations,
             )
-            missing_manifests = await self._missing(
-                conn, Manifest.digest, Manifest.repository_id, repo_id, put.manifests
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+        manifest_id = conn.scalar(
+            select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == record.digest)
+        )
+        references = [{"manifest_id": manifest_id, "digest": d, "is_manifest": False} for d in put.blobs]
+        references += [{"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests]
+        if references:
+            conn.execute(self._insert(ManifestReference).on_conflict_do_nothing(), references)
+        if put.tag is not None:
+            statement = self._insert(Tag).values(
+                repository_id=repo_id, name=put.tag, manifest_id=manifest_id, updated_at=utcnow()
             )
-            if missing_blobs or missing_manifests:
-                raise MissingReferences(missing_blobs, missing_manifests)
-            await conn.execute(
-                self._insert(Blob).values(digest=record.digest, size=record.size).on_conflict_do_nothing()
-            )
-            await conn.execute(
-                self._insert(Manifest)
-                .values(
-                    repository_id=repo_id,
-                    digest=record.digest,
-                    media_type=record.media_type,
-                    size=record.size,
-                    artifact_type=record.artifact_type,
-                    subject=record.subject,
-                    annotations=record.annotations,
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["repository_id", "name"],
+                    set_={"manifest_id": manifest_id, "updated_at": utcnow()},
                 )
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
             )
-            manifest_id = await conn.scalar(
-                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == record.digest)
-            )
-            references = [{"manifest_id": manifest_id, "digest": d, "is_manifest": False} for d in put.blobs]
-            references += [
-                {"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests
-            ]
-            if references:
-                await conn.execute(self._insert(ManifestReference).on_conflict_do_nothing(), references)
-            if put.tag is not None:
-                statement = self._insert(Tag).values(
-                    repository_id=repo_id, name=put.tag, manifest_id=manifest_id, updated_at=utcnow()
-                )
-                await conn.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["repository_id", "name"],
-                        set_={"manifest_id": manifest_id, "updated_at": utcnow()},
-                    )
-                )
 
     @staticmethod
-    async def _missing(
-        conn: AsyncConnection, digest_col: Any, repo_col: Any, repo_id: int | None, wanted: Sequence[str]
+    def _missing(
+        conn: Connection, digest_col: Any, repo_col: Any, repo_id: int | None, wanted: Sequence[str]
     ) -> list[str]:
         if not wanted:
             return []
-        found = set(
-            await conn.scalars(select(digest_col).where(repo_col == repo_id, digest_col.in_(set(wanted))))
-        )
+        found = set(conn.scalars(select(digest_col).where(repo_col == repo_id, digest_col.in_(set(wanted)))))
         return sorted(set(wanted) - found)
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
-        async with self.engine.begin() as conn:
-            repo_id = await self._repository_id(conn, repository)
-            if repo_id is None:
-                return False
-            manifest_id = await conn.scalar(
-                select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
-            )
-            if manifest_id is None:
-                return False
-            # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
-            await conn.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
-            await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
-            await conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
-            return True
+        return await self._transaction(self._delete_manifest, repository, digest)
+
+    def _delete_manifest(self, conn: Connection, repository: str, digest: str) -> bool:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return False
+        manifest_id = conn.scalar(
+            select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
+        )
+        if manifest_id is None:
+            return False
+        # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
+        conn.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
+        conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
+        conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
+        return True
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
-        async with self.engine.begin() as conn:
-            repo_id = await self._repository_id(conn, repository)
-            if repo_id is None:
-                return False
-            result = await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
-            return result.rowcount > 0
+        return await self._transaction(self._delete_tag, repository, tag)
+
+    def _delete_tag(self, conn: Connection, repository: str, tag: str) -> bool:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return False
+        result = conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
+        return result.rowcount > 0
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         tags = await self._column(_TAGS, repository=repository, last=last or "", limit=_limit(limit))
@@ -296,3 +373,11 @@ class SQLIndex:
 def _limit(limit: int | None) -> int:
     # SQLite and PostgreSQL both want a number; -1 is "no limit" to SQLite but an error to PostgreSQL.
     return limit if limit is not None else 2**31 - 1
+
+
+def _execute(conn: Connection, statement: Executable) -> None:
+    conn.execute(statement)
+
+
+def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:
+    return list(conn.scalars(select(Upload.id).where(Upload.updated_at < before)))
