@@ -14,9 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.common import API_VERSION_HEADER, http_error, internal_error, registry_error
 from registry.api.routes import ROUTES
+from registry.auth.authority import Authority
+from registry.auth.middleware import AuthMiddleware
 from registry.config import Settings
 from registry.errors import RegistryError
-from registry.index import MetadataIndex, SQLIndex
+from registry.index import MetadataIndex, SQLIndex, SQLUserDirectory, UserDirectory
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
 
@@ -33,17 +35,23 @@ class Registry:
     store: BlobStore
     blobs: BlobService
     manifests: ManifestService
+    users: UserDirectory
+    # None when `auth: none`.
+    auth: Authority | None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
         store = FilesystemStore(settings.blob_root)
+        users = SQLUserDirectory(settings.index_url)
         return cls(
             settings=settings,
             index=index,
             store=store,
             blobs=BlobService(index, store, settings.upload_expiry),
-            manifests=ManifestService(index, store),
+            manifests=ManifestService(index),
+            users=users,
+            auth=Authority.build(settings, users),
         )
 
 
@@ -92,6 +100,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             purger.cancel()
+            await registry.users.close()
             await registry.index.close()
 
     app = Starlette(
@@ -105,5 +114,8 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.registry = registry
     app.router.redirect_slashes = False
+    if registry.auth is not None:
+        # Inside _VersionHeader: clients recognise a registry's 401 by that header.
+        app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
     app.add_middleware(_VersionHeader)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "REGISTRY_"
+AUTH_MODES = ("none", "basic", "token")
 
 
 def default_data_dir() -> Path:
@@ -41,6 +42,52 @@ class Settings:
     # Seconds SIGTERM waits for in-flight requests before closing.
     shutdown_timeout: float = 30.0
 
+    # Who may do what. "none" is only allowed on a loopback address unless allow_anonymous_remote.
+    auth: str = "none"
+    allow_anonymous_remote: bool = False
+    # An htpasswd file (bcrypt entries, as Distribution reads them) whose users may log in beside the
+    # index's own users.
+    htpasswd: str = ""
+    # A YAML file of access rules (see registry/auth/access.py); empty means the default rule:
+    # every authenticated user may pull and push everything, anonymous callers nothing.
+    access_rules: str = ""
+    # Serve HTTPS with this PEM certificate chain and key; with tls_client_ca, require client certificates
+    # issued by that CA bundle (mTLS).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # The URL clients reach the registry at (e.g. behind a TLS-terminating proxy), for absolute URLs;
+    # empty means from the request's X-Forwarded-Proto/Host or Host.
+    external_url: str = ""
+    # Comma-separated addresses of proxies whose X-Forwarded-For names the real client (audit log and
+    # rate limits); from anyone else the header is ignored.
+    trusted_proxies: str = ""
+    # Token authentication: the realm clients fetch tokens from (empty means this server's /auth/token),
+    # the issuer and service (audience) names, the signing key (a PEM file, generated on first start;
+    # empty means <data_dir>/token.key) and how long a token lives, in seconds.
+    token_realm: str = ""
+    token_issuer: str = "registry"
+    token_service: str = "registry"
+    token_key: str = ""
+    token_lifetime: int = 300
+    # An external token service this registry also trusts: comma-separated issuer names, and
+    # comma-separated files of its public keys (PEM keys or certificates, or a JWKS document).
+    token_trusted_issuers: str = ""
+    token_trusted_keys: str = ""
+    # Failed logins allowed per user and per client address within login_failure_window seconds;
+    # beyond them logins are refused (429) until the window has passed. Counted per server process.
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 50
+    login_failure_window: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"setting 'auth': expected one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("settings 'tls_cert' and 'tls_key' go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
+
     @property
     def host(self) -> str:
         host, _, _ = self.listen.rpartition(":")
@@ -57,6 +104,14 @@ class Settings:
     @property
     def blob_root(self) -> Path:
         return Path(self.storage_root) if self.storage_root else self.data_dir / "blobs"
+
+    @property
+    def token_key_path(self) -> Path:
+        return Path(self.token_key) if self.token_key else self.data_dir / "token.key"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
     def with_overrides(self, values: Mapping[str, Any]) -> Settings:
         return dataclasses.replace(self, **_coerce_all(values))

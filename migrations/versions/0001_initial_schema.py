@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.Column("artifact_type", sa.String(length=255), nullable=True),
         sa.Column("subject", sa.String(length=200), nullable=True),
         sa.Column("annotations", sa.Text(), nullable=True),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("digest LIKE 'sha256:%' OR digest LIKE 'sha512:%'", name="manifest_digest_format"),
         sa.ForeignKeyConstraint(["repository_id"], ["repositories.id"], ondelete="CASCADE"),

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import page_request, page_response, repository, services
+from registry.auth.identity import may_list
 from registry.errors import ErrorCode, RegistryError
 
 
@@ -19,6 +20,14 @@ async def list_tags(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
+    """Only the repositories the caller may pull; pages are filled from as many index pages as it takes."""
     limit, last = page_request(request)
-    names = await services(request).index.list_repositories(limit + 1, last)
-    return page_response(request, "repositories", names, limit, {})
+    index = services(request).index
+    names: list[str] = []
+    while len(names) < limit + 1:
+        page = await index.list_repositories(limit + 1, last)
+        names += [name for name in page if may_list(request.scope, name)]
+        if len(page) < limit + 1:
+            break
+        last = page[-1]
+    return page_response(request, "repositories", names[: limit + 1], limit, {})

@@ -27,7 +27,7 @@ async def get_manifest(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(headers=headers)
-    return Response(await manifests.content(record), headers=headers)
+    return Response(record.payload, headers=headers)
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -46,8 +46,8 @@ async def _bounded_body(request: Request) -> bytes:
 async def put_manifest(request: Request) -> Response:
     name, reference = repository(request), request.path_params["reference"]
     body = await _bounded_body(request)
-    parsed = parse_manifest(body, request.headers.get("content-type"), reference)
-    record = await services(request).manifests.put(name, parsed)
+    put = parse_manifest(body, request.headers.get("content-type"), reference)
+    record = await services(request).manifests.put(name, put)
     headers = {
         "Location": f"/v2/{name}/manifests/{record.digest}",
         "Docker-Content-Digest": record.digest,

@@ -1,10 +1,13 @@
-"""The one route table of the `/v2/` API. Repository names contain slashes, hence `{name:path}`."""
+"""The one route table: the `/v2/` API, and the token service. Repository names contain slashes, hence
+`{name:path}`. The auth middleware derives each request's needed access from this same table."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
 from registry.api import base, blobs, listings, manifests, referrers, uploads
+from registry.auth import token_service
+from registry.auth.authority import TOKEN_PATH
 
 _NAME = "/v2/{name:path}"
 
@@ -23,4 +26,6 @@ ROUTES: list[Route] = [
     Route(f"{_NAME}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"]),
     Route(f"{_NAME}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"]),
     Route(f"{_NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
+    Route(TOKEN_PATH, token_service.get_token, methods=["GET"]),
+    Route(TOKEN_PATH, token_service.post_token, methods=["POST"]),
 ]

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import repository, services
+from registry.auth.identity import may_read_source
 from registry.errors import ErrorCode, RegistryError
 from registry.types import Digest, is_valid_name
 
@@ -67,9 +68,11 @@ async def start_upload(request: Request) -> Response:
             digest = Digest.parse(mount)
         except RegistryError:
             digest = None
-        # A source name that is not a valid repository cannot hold the blob: fall back to an upload.
+        # A source name that is not a valid repository cannot hold the blob, and one the caller may not
+        # pull from must not reveal whether it does: either way, fall back to an upload.
         valid_source = source is None or is_valid_name(source)
-        if digest is not None and valid_source and await blobs.mount(name, digest, source):
+        readable = valid_source and may_read_source(request.scope, source)
+        if digest is not None and readable and await blobs.mount(name, digest, source):
             return _created(name, digest)
     elif "digest" in params:
         digest = _required_digest(request)

@@ -6,13 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from registry.cli import serve
+from registry.cli import cert, images, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry", description="A private OCI container registry.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
+    images.register(commands)
+    users.register(commands)
+    cert.register(commands)
     return parser
 
 
@@ -20,6 +23,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: files, ports, TLS material
         print(f"registry: {error}", file=sys.stderr)
         return 2

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
-from registry.config import Settings, load_settings, settings_to_env
+from registry.auth.authority import Authority
+from registry.config import AUTH_MODES, Settings, load_settings, settings_to_env
+from registry.index import SQLUserDirectory
 from registry.index.migrate import upgrade
 
 log = logging.getLogger("registry")
@@ -33,11 +37,39 @@ def prepare(settings: Settings) -> None:
     upgrade(settings.index_url)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
+
+
+def check_exposure(settings: Settings) -> None:
+    """Safe by default: a registry reachable beyond this machine without authentication must be the
+    operator's explicit choice (`allow_anonymous_remote`), and then it is logged at every start."""
+    if settings.auth != "none" or is_loopback(settings.host):
+        return
+    if not settings.allow_anonymous_remote:
+        raise ValueError(
+            f"refusing to serve {settings.listen} without authentication: use --auth basic|token, "
+            "or set allow_anonymous_remote: true to let anyone who can reach it push and delete"
+        )
+    log.warning(
+        "serving %s without authentication: anyone who can reach it may push and delete", settings.listen
+    )
+
+
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the registry server")
     add_settings_arguments(serve)
     serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
     serve.add_argument("--workers", type=int, help="server processes; 0 means one per CPU core")
+    serve.add_argument("--auth", choices=AUTH_MODES, help="authentication mode (default none)")
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="require client certificates issued by this PEM CA bundle")
     serve.set_defaults(run=run_serve)
 
     migrate = commands.add_parser("migrate", help="apply index schema migrations and exit")
@@ -54,11 +86,22 @@ def run_serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    settings = settings_from(args, listen=args.listen, workers=args.workers)
+    settings = settings_from(
+        args,
+        listen=args.listen,
+        workers=args.workers,
+        auth=args.auth,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+    )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    check_exposure(settings)
     prepare(settings)
+    # Fail here, once, on auth settings every worker would trip over; this also makes the token key.
+    Authority.build(settings, SQLUserDirectory(settings.index_url))
     # Workers (and this process, when there is one) rebuild the settings from the environment.
     os.environ.update(settings_to_env(settings))
     workers = settings.workers or os.cpu_count() or 1
@@ -70,10 +113,19 @@ def run_serve(args: argparse.Namespace) -> int:
     config.workers = 0 if workers == 1 else workers
     config.graceful_timeout = settings.shutdown_timeout
     config.loglevel = settings.log_level.upper()
+    if settings.tls_cert:
+        # hypercorn's context: TLS 1.2 minimum, ALPN offering h2 then http/1.1, ECDHE+AESGCM ciphers.
+        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+        if settings.tls_client_ca:
+            config.ca_certs = settings.tls_client_ca
+            config.verify_mode = ssl.CERT_REQUIRED
+        config.create_ssl_context()  # a wrong path or a key that does not fit fails here, not per worker
     log.info(
-        "registry listening on http://%s with %d worker(s), data in %s",
+        "registry listening on %s://%s with %d worker(s), auth %s, data in %s",
+        settings.scheme,
         settings.listen,
         workers,
+        settings.auth,
         settings.data_dir,
     )
     return run(config)

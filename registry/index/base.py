@@ -20,6 +20,8 @@ class ManifestRecord:
     artifact_type: str | None = None
     subject: str | None = None
     annotations: str | None = None
+    # The manifest's bytes; left out where only its description is wanted (referrers).
+    payload: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +89,42 @@ class MetadataIndex(Protocol):
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]: ...
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    password_hash: str
+    service_account: bool = False
+    groups: tuple[str, ...] = ()
+
+
+class UserDirectory(Protocol):
+    """Users and groups, kept apart from the content index: only auth and the admin commands use them.
+
+    Changes raise ValueError with a message for the operator when a name is unknown or already taken.
+    """
+
+    async def close(self) -> None: ...
+
+    async def get_user(self, name: str) -> UserRecord | None: ...
+
+    async def list_users(self) -> list[UserRecord]: ...
+
+    async def add_user(self, name: str, password_hash: str, service_account: bool = False) -> None: ...
+
+    async def set_password(self, name: str, password_hash: str) -> None: ...
+
+    async def remove_user(self, name: str) -> None: ...
+
+    async def list_groups(self) -> dict[str, list[str]]:
+        """Every group with its members' names."""
+        ...
+
+    async def add_group(self, name: str) -> None: ...
+
+    async def remove_group(self, name: str) -> None: ...
+
+    async def add_member(self, group: str, user: str) -> None: ...
+
+    async def remove_member(self, group: str, user: str) -> None: ...

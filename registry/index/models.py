@@ -1,4 +1,5 @@
-"""The metadata index schema. The store holds bytes; these tables say which repository may see them.
+"""The metadata index schema. The store holds bytes; these tables say which repository may see them,
+and who may log in (users, their groups).
 
 Digests are kept as `algorithm:hex` text, checked by a constraint so a malformed one cannot slip in.
 """
@@ -15,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -88,6 +90,9 @@ class Manifest(Base):
     artifact_type: Mapped[str | None] = mapped_column(String(255))
     subject: Mapped[str | None] = mapped_column(String(DIGEST_LEN))
     annotations: Mapped[str | None] = mapped_column(Text)
+    # The exact bytes pushed (at most 4 MiB): manifests are metadata, and kept here a pull is one
+    # indexed lookup, with no file to write, fsync and read back.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -122,3 +127,35 @@ class Upload(Base):
     repository: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class User(Base):
+    """Someone who logs in: a person, or a service account (CI) whose secret the registry generated."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(_ordered_text(64), unique=True)
+    # A self-describing KDF string (`$scrypt$...`); the password itself is never stored.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    service_account: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Group(Base):
+    """A named set of users that access rules can name instead of each member."""
+
+    __tablename__ = "user_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(_ordered_text(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    __table_args__ = (Index("group_member_user", "user_id"),)
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("user_groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)

@@ -63,12 +63,12 @@ _UPLOAD = select(Upload.id).where(
     Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
 )
 _MANIFEST_BY_DIGEST = (
-    select(*_MANIFEST_COLUMNS)
+    select(*_MANIFEST_COLUMNS, Manifest.payload)
     .join(Repository, Repository.id == Manifest.repository_id)
     .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("reference"))
 )
 _MANIFEST_BY_TAG = (
-    select(*_MANIFEST_COLUMNS)
+    select(*_MANIFEST_COLUMNS, Manifest.payload)
     .join(Tag, Tag.manifest_id == Manifest.id)
     .join(Repository, Repository.id == Tag.repository_id)
     .where(Repository.name == bindparam("repository"), Tag.name == bindparam("reference"))
@@ -286,9 +286,6 @@ class SQLIndex:
         if missing_blobs or missing_manifests:
             raise MissingReferences(missing_blobs, missing_manifests)
         conn.execute(
-            self._insert(Blob).values(digest=record.digest, size=record.size).on_conflict_do_nothing()
-        )
-        conn.execute(
             self._insert(Manifest)
             .values(
                 repository_id=repo_id,
@@ -298,6 +295,7 @@ class SQLIndex:
                 artifact_type=record.artifact_type,
                 subject=record.subject,
                 annotations=record.annotations,
+                payload=record.payload,
             )
             .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
         )

@@ -146,13 +146,9 @@ class BlobService:
         await self.index.link_blob(repository, str(digest), size, upload_id)
 
     async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
-        """A monolithic upload: a session opened, filled and closed within one request."""
-        upload_id = await self.start_upload(repository)
-        try:
-            await self.finish(repository, upload_id, digest, body)
-        except BaseException:
-            await self._discard(upload_id)
-            raise
+        """A monolithic upload: no session is recorded, the store takes the bytes in one go."""
+        size = await self.store.ingest(body, digest)
+        await self.index.link_blob(repository, str(digest), size)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         if not await self.index.upload_exists(upload_id, repository):
@@ -168,4 +164,4 @@ class BlobService:
         expired = await self.index.expired_uploads(before)
         for upload_id in expired:
             await self._discard(upload_id)
-        return len(expired)
+        return len(expired) + await self.store.purge_ingest(before.timestamp())

@@ -1,21 +1,16 @@
 """Manifest validation, storage and lookup.
 
-Manifests are kept as the exact bytes received (the digest covers the bytes) in the blob store, and
-parsed once at push time only to validate them and to record what they reference. Their bytes are
-immutable by digest, so every worker may cache them without coordination; what can change (tags,
-deletes) is always read from the index.
+Manifests are kept as the exact bytes received (the digest covers the bytes), in the index beside what
+describes them, and parsed once at push time only to validate them and to record what they reference.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index import ManifestPut, ManifestRecord, MetadataIndex, MissingReferences
-from registry.storage import BlobStore
 from registry.types import (
     DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED,
@@ -30,7 +25,6 @@ from registry.types import (
 )
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-CACHE_BYTES = 64 * 1024 * 1024
 # Layers that live outside the registry by design and so need not have been pushed.
 _FOREIGN_LAYER_TYPES = frozenset(
     {
@@ -67,13 +61,7 @@ def _descriptors(value: Any, where: str) -> list[dict[str, Any]]:
     return [_descriptor(item, f"{where}[{i}]") for i, item in enumerate(value)]
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedManifest:
-    put: ManifestPut
-    body: bytes
-
-
-def parse_manifest(body: bytes, content_type: str | None, reference: str) -> ParsedManifest:
+def parse_manifest(body: bytes, content_type: str | None, reference: str) -> ManifestPut:
     """Validate a pushed manifest and extract what the index records about it."""
     if len(body) > MAX_MANIFEST_SIZE:
         raise RegistryError(
@@ -128,9 +116,10 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Par
         artifact_type=artifact_type,
         subject=subject,
         annotations=json.dumps(annotations, separators=(",", ":")) if annotations else None,
+        payload=body,
     )
     tag = None if is_digest(reference) else reference
-    return ParsedManifest(ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), tag), body)
+    return ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), tag)
 
 
 def _media_type(document: dict[str, Any], content_type: str | None) -> str:
@@ -170,50 +159,20 @@ def accepts(accept_headers: list[str], media_type: str) -> bool:
     return any(item in (media_type, "*/*", major) for item in offered)
 
 
-class _ContentCache:
-    """Manifest bytes by digest, least recently used evicted first, bounded in total bytes."""
-
-    def __init__(self, budget: int) -> None:
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._budget = budget
-        self._used = 0
-
-    def get(self, digest: str) -> bytes | None:
-        data = self._items.get(digest)
-        if data is not None:
-            self._items.move_to_end(digest)
-        return data
-
-    def put(self, digest: str, data: bytes) -> None:
-        if digest in self._items or len(data) > self._budget:
-            return
-        self._items[digest] = data
-        self._used += len(data)
-        while self._used > self._budget:
-            _, evicted = self._items.popitem(last=False)
-            self._used -= len(evicted)
-
-
 class ManifestService:
-    def __init__(self, index: MetadataIndex, store: BlobStore) -> None:
+    def __init__(self, index: MetadataIndex) -> None:
         self.index = index
-        self.store = store
-        self._cache = _ContentCache(CACHE_BYTES)
 
-    async def put(self, repository: str, parsed: ParsedManifest) -> ManifestRecord:
-        record = parsed.put.record
-        digest = Digest.parse(record.digest)
-        await self.store.put(digest, parsed.body)
+    async def put(self, repository: str, put: ManifestPut) -> ManifestRecord:
         try:
-            await self.index.put_manifest(repository, parsed.put)
+            await self.index.put_manifest(repository, put)
         except MissingReferences as missing:
             if missing.blobs:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digests": missing.blobs}) from None
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
             ) from None
-        self._cache.put(record.digest, parsed.body)
-        return record
+        return put.record
 
     async def find(self, repository: str, reference: str) -> ManifestRecord:
         if is_digest(reference):
@@ -224,13 +183,6 @@ class ManifestService:
         if record is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
         return record
-
-    async def content(self, record: ManifestRecord) -> bytes:
-        data = self._cache.get(record.digest)
-        if data is None:
-            data = await self.store.get(Digest.parse(record.digest))
-            self._cache.put(record.digest, data)
-        return data
 
     async def delete(self, repository: str, reference: str) -> None:
         """By digest: the manifest and every tag on it. By tag: only the tag."""

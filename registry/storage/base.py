@@ -3,8 +3,7 @@
 A store holds two kinds of things: committed blobs, addressed by digest and immutable, and upload
 sessions, addressed by an opaque id, whose bytes only become a blob through `BlobWriter.commit`, which
 verifies the digest first. A blob is therefore never visible before its digest has been checked.
-Everything streams; no method takes or returns a whole blob, except `put`/`get` for small
-documents (manifests) whose size the caller bounds.
+Everything streams; no method takes or returns a whole blob.
 """
 
 from __future__ import annotations
@@ -46,13 +45,15 @@ class BlobStore(Protocol):
         """Stream bytes [start, end) of a committed blob."""
         ...
 
-    async def put(self, digest: Digest, data: bytes) -> None:
-        """Store a small document whose digest the caller has already verified."""
+    async def delete(self, digest: Digest) -> None: ...
+
+    async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+        """Store a whole blob sent in one request, verified against `expected`; returns its size."""
         ...
 
-    async def get(self, digest: Digest) -> bytes: ...
-
-    async def delete(self, digest: Digest) -> None: ...
+    async def purge_ingest(self, before: float) -> int:
+        """Remove what interrupted `ingest` calls left, last written before the `before` timestamp."""
+        ...
 
     async def create_upload(self, upload_id: str) -> None: ...
 

@@ -10,6 +10,9 @@ Layout under the root:
         sha512/...
       uploads/
         <session id>             the staged bytes of one upload session
+      ingest/
+        <random id>              a blob arriving in one request (POST ?digest=); anything old here
+                                 was left by a crash, and is removed by `purge_ingest`
 
 A session's bytes are hashed as they arrive (sha256, the digest nearly every client uses), gathered
 into large pieces and written by a worker thread while the next piece is still being received. Commit
@@ -25,6 +28,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,9 +59,11 @@ class FilesystemStore:
         self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
+        self._ingest = root / "ingest"
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
+        self._ingest.mkdir(parents=True, exist_ok=True)
 
     def blob_path(self, digest: Digest) -> Path:
         return self._blobs / digest.algorithm / digest.hex[:2] / digest.hex
@@ -84,27 +90,61 @@ class FilesystemStore:
                     remaining -= len(piece)
                 yield piece
 
-    async def put(self, digest: Digest, data: bytes) -> None:
-        await asyncio.to_thread(self._put_sync, digest, data)
-
-    def _put_sync(self, digest: Digest, data: bytes) -> None:
-        target = self.blob_path(digest)
-        if target.exists():
-            return
-        staged = self._uploads / f"put-{digest.hex}-{os.getpid()}"
-        with open(staged, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish(staged, target)
-
-    async def get(self, digest: Digest) -> bytes:
-        async with aiofiles.open(self.blob_path(digest), "rb") as handle:
-            return await handle.read()
-
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self.blob_path(digest))
+
+    async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+        """A whole blob in one request, with no session: verified and published, or nothing kept.
+
+        A body that fits in one piece (most configs and small layers) is hashed, written, fsynced
+        and renamed in a single worker-thread call, and not written at all if its digest is wrong.
+        """
+        first: list[bytes] = []
+        buffered = 0
+        stream = aiter(chunks)
+        async for chunk in stream:
+            first.append(chunk)
+            buffered += len(chunk)
+            if buffered >= WRITE_PIECE:
+                break
+        else:
+            return await asyncio.to_thread(self._ingest_whole, b"".join(first), expected)
+        path = self._ingest / uuid.uuid4().hex
+        await asyncio.to_thread(path.touch)
+        writer = _FileWriter(self, path.name, path, 0, _HashState())
+        try:
+            await writer.write(_chain(first, stream))
+            return await writer.commit(expected)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _ingest_whole(self, data: bytes, expected: Digest) -> int:
+        actual = hashlib.new(expected.algorithm, data).hexdigest()
+        if actual != expected.hex:
+            raise _digest_mismatch(expected, actual)
+        target = self.blob_path(expected)
+        if not target.exists():
+            staged = self._ingest / uuid.uuid4().hex
+            with open(staged, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _publish(staged, target)
+        return len(data)
+
+    async def purge_ingest(self, before: float) -> int:
+        """Remove single-request uploads last written before `before` (a crash left them)."""
+        return await asyncio.to_thread(self._purge_ingest, before)
+
+    def _purge_ingest(self, before: float) -> int:
+        removed = 0
+        for path in self._ingest.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < before:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     async def create_upload(self, upload_id: str) -> None:
         await asyncio.to_thread(self.upload_path(upload_id).touch, exist_ok=False)
@@ -242,10 +282,7 @@ class _FileWriter:
                 os.close(fd)
                 fd = -1
                 self._path.unlink(missing_ok=True)
-                raise RegistryError(
-                    ErrorCode.DIGEST_INVALID,
-                    {"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
-                )
+                raise _digest_mismatch(expected, actual)
             os.fsync(fd)
         finally:
             if fd >= 0:
@@ -258,6 +295,19 @@ class _FileWriter:
 
     async def close(self) -> None:
         self._store._remember(self._id, self._state)
+
+
+def _digest_mismatch(expected: Digest, actual_hex: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.DIGEST_INVALID, {"expected": str(expected), "actual": f"{expected.algorithm}:{actual_hex}"}
+    )
+
+
+async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 def _hash_file(fd: int, algorithm: str, size: int) -> str:

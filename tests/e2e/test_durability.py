@@ -145,8 +145,26 @@ def test_sigterm_finishes_in_flight_requests(make_server) -> None:
     assert server.proc.wait(30) == 0
 
 
+def test_failed_monolithic_uploads_leave_nothing(make_server, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = make_server(data_dir)
+    with server.client() as client:
+        for size in (1000, 9 << 20):  # one piece, and streamed through a staged file
+            data = os.urandom(size)
+            wrong = sha256(data + b"!")
+            response = client.post("/v2/mono/test/blobs/uploads/", params={"digest": wrong}, content=data)
+            assert response.status_code == 400
+            assert client.head(f"/v2/mono/test/blobs/{sha256(data)}").status_code == 404
+    assert list((data_dir / "blobs" / "ingest").iterdir()) == []
+    assert list((data_dir / "blobs" / "blobs").rglob("*")) == []
+
+
 def test_expired_uploads_are_purged(make_server, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
+    leftover = data_dir / "blobs" / "ingest" / "left-by-a-crash"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"partial")
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
     server = make_server(data_dir, REGISTRY_UPLOAD_EXPIRY="2")
     with server.client() as client:
         location = client.post("/v2/purge/test/blobs/uploads/").headers["Location"]
@@ -157,3 +175,4 @@ def test_expired_uploads_are_purged(make_server, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the abandoned session was never purged"
             time.sleep(0.5)
     assert _staged_files(data_dir) == []
+    assert not leftover.exists()

@@ -1,0 +1,162 @@
+"""Everything authentication and authorization need at run time, built once per process from settings:
+the rules, the login checker, and in token mode the signing key and the token verifiers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.auth.access import RulesFile
+from registry.auth.identity import Identity
+from registry.auth.logins import Logins
+from registry.auth.origin import client_address, public_base_url
+from registry.auth.passwords import Htpasswd
+from registry.auth.ratelimit import FailureLimiter
+from registry.auth.scopes import (
+    ALL,
+    CATALOG,
+    PULL,
+    REGISTRY,
+    REPOSITORY,
+    REPOSITORY_ACTIONS,
+    ResourceScope,
+)
+from registry.auth.tokens import REFRESH, SigningKey, TrustedIssuer, Verifier, claims_for, load_public_keys
+from registry.config import Settings
+from registry.index import UserDirectory
+from registry.types import is_valid_name
+
+log = logging.getLogger("registry.auth")
+TOKEN_PATH = "/auth/token"
+# Refresh tokens (what `docker login` keeps) are revoked by a password change or removal, not by age;
+# the expiry only bounds how long a leaked one is worth something.
+REFRESH_LIFETIME = 90 * 24 * 3600
+MIN_TOKEN_LIFETIME = 60  # the token spec: never less than 60 seconds to live
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@dataclass
+class Authority:
+    settings: Settings
+    rules: RulesFile
+    logins: Logins
+    trusted_proxies: frozenset[str]
+    signer: SigningKey | None = None
+    verifier: Verifier | None = None
+    refresh_verifier: Verifier | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, users: UserDirectory) -> Authority | None:
+        if settings.auth == "none":
+            return None
+        htpasswd = Htpasswd(Path(settings.htpasswd)) if settings.htpasswd else None
+        if htpasswd is not None:
+            htpasswd.lookup("")  # an unreadable file should stop the start, not the first login
+        logins = Logins(
+            users,
+            htpasswd,
+            FailureLimiter(settings.login_failures_per_user, settings.login_failure_window),
+            FailureLimiter(settings.login_failures_per_address, settings.login_failure_window),
+        )
+        authority = cls(
+            settings, RulesFile(settings.access_rules), logins, frozenset(_csv(settings.trusted_proxies))
+        )
+        if settings.auth == "token":
+            authority._load_keys()
+        return authority
+
+    def _load_keys(self) -> None:
+        settings = self.settings
+        if settings.token_lifetime < MIN_TOKEN_LIFETIME:
+            raise ValueError(f"setting 'token_lifetime': at least {MIN_TOKEN_LIFETIME} seconds")
+        self.signer, created = SigningKey.load_or_create(settings.token_key_path)
+        if created:
+            log.warning(
+                "generated a token signing key in %s (kid %s)", settings.token_key_path, self.signer.kid
+            )
+        own = TrustedIssuer(frozenset({settings.token_issuer}), {self.signer.kid: self.signer.public})
+        issuers = [own]
+        external = frozenset(_csv(settings.token_trusted_issuers))
+        paths = _csv(settings.token_trusted_keys)
+        if bool(external) != bool(paths):
+            raise ValueError("settings 'token_trusted_issuers' and 'token_trusted_keys' go together")
+        if external:
+            keys = {kid: key for path in paths for kid, key in load_public_keys(Path(path)).items()}
+            issuers.append(TrustedIssuer(external, keys))
+        self.verifier = Verifier(issuers, settings.token_service)
+        self.refresh_verifier = Verifier([own], settings.token_service)
+
+    @property
+    def mode(self) -> str:
+        return self.settings.auth
+
+    def is_own(self, claims: dict[str, Any]) -> bool:
+        return claims.get("iss") == self.settings.token_issuer
+
+    # Rules
+
+    def actions(self, identity: Identity, repository: str) -> frozenset[str]:
+        return self.rules.current().actions(identity, repository)
+
+    def may_list_catalog(self, identity: Identity) -> bool:
+        return self.rules.current().may_list_catalog(identity)
+
+    def lists(self, identity: Identity, repository: str) -> bool:
+        return PULL in self.actions(identity, repository)
+
+    def granted(self, identity: Identity, wanted: list[ResourceScope]) -> list[ResourceScope]:
+        """What a token for these requested scopes holds: for each, the requested actions this caller
+        has (the token spec's intersection); resources the caller gets nothing on are left out."""
+        granted = []
+        for scope in wanted:
+            actions: frozenset[str] = frozenset()
+            if scope.type == REPOSITORY and is_valid_name(scope.name):
+                requested = REPOSITORY_ACTIONS if ALL in scope.actions else scope.actions
+                actions = requested & self.actions(identity, scope.name)
+            elif scope.type == REGISTRY and scope.name == CATALOG and ALL in scope.actions:
+                actions = frozenset({ALL}) if self.may_list_catalog(identity) else frozenset()
+            if actions:
+                granted.append(ResourceScope(scope.type, scope.name, actions))
+        return granted
+
+    # Tokens
+
+    def issue(self, identity: Identity, scopes: list[ResourceScope]) -> tuple[str, int, float]:
+        """A signed access token; with its lifetime and issue time."""
+        assert self.signer is not None
+        now = time.time()
+        claims = claims_for(
+            self.settings.token_issuer,
+            identity.name,
+            self.settings.token_service,
+            self.settings.token_lifetime,
+            now,
+            access=[scope.claim() for scope in scopes],
+        )
+        return self.signer.sign(claims), self.settings.token_lifetime, now
+
+    def refresh_token(self, identity: Identity, stamp: str) -> str:
+        assert self.signer is not None
+        claims = claims_for(
+            self.settings.token_issuer,
+            identity.name,
+            self.settings.token_service,
+            REFRESH_LIFETIME,
+            token_use=REFRESH,
+            stamp=stamp,
+        )
+        return self.signer.sign(claims)
+
+    # The request's context
+
+    def realm(self, scope: Any) -> str:
+        return self.settings.token_realm or public_base_url(scope, self.settings.external_url) + TOKEN_PATH
+
+    def address(self, scope: Any) -> str:
+        return client_address(scope, self.trusted_proxies)

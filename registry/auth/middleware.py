@@ -1,0 +1,305 @@
+"""The access check in front of every `/v2/` request: which scope the request needs, whether the caller's
+token or password grants it, and the spec's answer when not.
+
+The needed scope is derived from the very route the router will pick (the app's own route table, matched
+the same way), so the repository name checked here is byte for byte the one the handler serves: no path
+trick can make the two disagree. Like Distribution, reads need `pull`, writes `push` (also every step of
+a blob upload) and deletes `delete`; the catalog needs `registry:catalog:*` and then shows only what the
+caller may pull.
+
+Answers, token mode: no or invalid token, or one lacking scope the caller could get: 401 with a Bearer
+challenge (realm, service, scope, and `error` as RFC 6750 says), so clients fetch a fitting token and
+retry. A signed-in caller whose rules refuse the action: 403 DENIED. Basic mode: 401 with a Basic
+challenge without valid credentials, 403 DENIED when the user may not. Too many failed logins: 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.common import error_response
+from registry.auth.audit import audit
+from registry.auth.authority import Authority
+from registry.auth.identity import ANONYMOUS, GRANT_KEY, Grant, Identity
+from registry.auth.logins import LoginThrottled
+from registry.auth.scopes import (
+    ALL,
+    CATALOG,
+    DELETE,
+    PULL,
+    PUSH,
+    REGISTRY,
+    REPOSITORY,
+    ResourceScope,
+    access_from_claim,
+)
+from registry.auth.tokens import TokenError
+from registry.errors import ErrorCode, RegistryError
+from registry.types import is_valid_name
+
+log = logging.getLogger("registry.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What one request needs. No repository and no catalog: only a known caller (the version check,
+    and paths no route serves)."""
+
+    repository: str | None = None
+    actions: frozenset[str] = frozenset()
+    catalog: bool = False
+    # Scopes the request may use but can do without (pull on a mount's source).
+    optional: tuple[ResourceScope, ...] = ()
+    # Audited requests: ("push" | "delete", the tag or digest).
+    event: tuple[str, str] | None = None
+
+    def required(self) -> list[ResourceScope]:
+        if self.catalog:
+            return [ResourceScope(REGISTRY, CATALOG, frozenset({ALL}))]
+        if self.repository is not None and self.actions:
+            return [ResourceScope(REPOSITORY, self.repository, self.actions)]
+        return []
+
+    def challenge_scope(self) -> str:
+        """The scopes a challenge asks for. A push also asks for pull, as Distribution's challenges do:
+        clients request what the challenge names, and a push reads blobs back."""
+        scopes = [
+            ResourceScope(s.type, s.name, s.actions | {PULL}) if PUSH in s.actions else s
+            for s in self.required()
+        ]
+        return " ".join(str(s) for s in [*scopes, *self.optional])
+
+
+def _route(routes: Sequence[BaseRoute], scope: Scope) -> tuple[Route | None, dict[str, Any]]:
+    """The route the router would serve, as Starlette's router chooses: the first full match."""
+    for route in routes:
+        if isinstance(route, Route):
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                return route, child["path_params"]
+    return None, {}
+
+
+def required_access(routes: Sequence[BaseRoute], scope: Scope) -> Need:
+    route, params = _route(routes, scope)
+    if route is None or route.path == "/v2/":
+        return Need()
+    if route.path == "/v2/_catalog":
+        return Need(catalog=True)
+    name = params.get("name", "")
+    if not is_valid_name(name):
+        return Need()  # the handler answers NAME_INVALID, to a known caller only
+    method = scope["method"]
+    if "/blobs/uploads/" in route.path:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        source = query.get("from", "")
+        optional = ()
+        if method == "POST" and query.get("mount") and is_valid_name(source) and source != name:
+            optional = (ResourceScope(REPOSITORY, source, frozenset({PULL})),)
+        return Need(name, frozenset({PUSH}), optional=optional)
+    target = params.get("reference") or params.get("digest") or ""
+    if method in ("GET", "HEAD"):
+        return Need(name, frozenset({PULL}))
+    if method == "DELETE":
+        return Need(name, frozenset({DELETE}), event=("delete", target))
+    return Need(name, frozenset({PUSH}), event=("push", target))
+
+
+def _authorization(scope: Scope, kind: str) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == kind:
+                return credentials.strip()
+    return None
+
+
+def _basic_credentials(scope: Scope) -> tuple[str, str] | None:
+    encoded = _authorization(scope, "basic")
+    if encoded is None:
+        return None
+    try:
+        name, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    return name, password
+
+
+def _detail(need: Need) -> list[dict[str, str]]:
+    """The error detail Distribution sends with a challenge: the access that was missing."""
+    return [
+        {"Type": scope.type, "Name": scope.name, "Action": action}
+        for scope in need.required()
+        for action in sorted(scope.actions)
+    ]
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, authority: Authority, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.authority = authority
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == "/v2" or path.startswith("/v2/")):
+            await self.app(scope, receive, send)
+            return
+        need = required_access(self.routes, scope)
+        address = self.authority.address(scope)
+        if self.authority.mode == "token":
+            outcome = await self._by_token(scope, need, address)
+        else:
+            outcome = await self._by_password(scope, need, address)
+        if isinstance(outcome, Response):
+            await outcome(scope, receive, send)
+            return
+        scope["state"] = {**scope.get("state", {}), GRANT_KEY: outcome}
+        if need.event is None:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            event, target = need.event
+            audit(
+                event,
+                outcome.identity.name,
+                address,
+                repository=need.repository,
+                target=target,
+                status=status,
+            )
+
+    # Token mode
+
+    async def _by_token(self, scope: Scope, need: Need, address: str) -> Grant | Response:
+        token = _authorization(scope, "bearer")
+        if not token:
+            return self._challenge(scope, need)
+        assert self.authority.verifier is not None
+        try:
+            claims = self.authority.verifier.verify(token)
+            access = access_from_claim(claims.get("access"))
+        except (TokenError, ValueError) as error:
+            log.info("refused a token from %s: %s", address, error)
+            return self._challenge(scope, need, "invalid_token")
+        identity = Identity(claims.get("sub", ""))
+        granted_catalog = ALL in access.get((REGISTRY, CATALOG), frozenset())
+        missing = (need.catalog and not granted_catalog) or (
+            need.repository is not None
+            and not need.actions <= access.get((REPOSITORY, need.repository), frozenset())
+        )
+        if (missing or need.catalog) and not identity.anonymous:
+            identity = await self._with_groups(identity)
+        if missing:
+            # Our own token service would not grant more to this user either: say so rather than have
+            # the client fetch another token in vain. Others' tokens get the challenge, as in Distribution.
+            if (
+                not identity.anonymous
+                and self.authority.is_own(claims)
+                and not self._rules_allow(identity, need)
+            ):
+                return self._denied(scope, need, identity, address)
+            return self._challenge(scope, need, "insufficient_scope")
+
+        def allows(repository: str, action: str) -> bool:
+            return action in access.get((REPOSITORY, repository), frozenset())
+
+        return Grant(identity, allows, lambda name: self.authority.lists(identity, name))
+
+    async def _with_groups(self, identity: Identity) -> Identity:
+        account = await self.authority.logins.account(identity.name)
+        return account[0] if account is not None else identity
+
+    def _bearer_challenge(self, scope: Scope, need: Need, error: str | None) -> str:
+        params = (
+            f'Bearer realm="{self.authority.realm(scope)}",service="{self.authority.settings.token_service}"'
+        )
+        if need.challenge_scope():
+            params += f',scope="{need.challenge_scope()}"'
+        return params + (f',error="{error}"' if error else "")
+
+    def _challenge(self, scope: Scope, need: Need, error: str | None = None) -> Response:
+        return self._unauthorized(need, self._bearer_challenge(scope, need, error))
+
+    # Basic mode
+
+    async def _by_password(self, scope: Scope, need: Need, address: str) -> Grant | Response:
+        credentials = _basic_credentials(scope)
+        identity = ANONYMOUS
+        if credentials is not None:
+            name, password = credentials
+            try:
+                found = await self.authority.logins.login(name, password, address)
+            except LoginThrottled as throttled:
+                return too_many_logins(throttled.retry_after)
+            if found is None:
+                return self._unauthorized(need, self._basic_challenge())
+            identity = found
+            if need.repository is None and not need.catalog:
+                audit("login", name, address, outcome="ok")
+        known_only = need.repository is None and not need.catalog
+        if identity.anonymous and (known_only or not self._rules_allow(identity, need)):
+            return self._unauthorized(need, self._basic_challenge())
+        if not self._rules_allow(identity, need):
+            return self._denied(scope, need, identity, address)
+
+        def allows(repository: str, action: str) -> bool:
+            return action in self.authority.actions(identity, repository)
+
+        return Grant(identity, allows, lambda name: self.authority.lists(identity, name))
+
+    def _basic_challenge(self) -> str:
+        return f'Basic realm="{self.authority.settings.token_service}",charset="UTF-8"'
+
+    # Shared
+
+    def _rules_allow(self, identity: Identity, need: Need) -> bool:
+        if need.catalog and not self.authority.may_list_catalog(identity):
+            return False
+        return need.repository is None or need.actions <= self.authority.actions(identity, need.repository)
+
+    def _unauthorized(self, need: Need, challenge: str) -> Response:
+        error = RegistryError(ErrorCode.UNAUTHORIZED, _detail(need), headers={"WWW-Authenticate": challenge})
+        return error_response(error)
+
+    def _denied(self, scope: Scope, need: Need, identity: Identity, address: str) -> Response:
+        audit(
+            "denied",
+            identity.name,
+            address,
+            repository=need.repository,
+            actions=",".join(sorted(need.actions)),
+        )
+        headers = {}
+        if self.authority.mode == "token":
+            headers["WWW-Authenticate"] = self._bearer_challenge(scope, need, "insufficient_scope")
+        return error_response(RegistryError(ErrorCode.DENIED, _detail(need), headers=headers))
+
+
+def too_many_logins(retry_after: float) -> Response:
+    seconds = str(max(1, math.ceil(retry_after)))
+    error = RegistryError(
+        ErrorCode.TOOMANYREQUESTS, {"retryAfter": seconds}, headers={"Retry-After": seconds}
+    )
+    return error_response(error)
