@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import multiprocessing
 import os
 import ssl
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry.auth.authority import Authority
 from registry.config import AUTH_MODES, Settings, load_settings, settings_to_env
-from registry.index import SQLUserDirectory
-from registry.index.migrate import upgrade
+
+# Server modules (SQLAlchemy, Alembic, starlette) are imported inside the commands that need them:
+# every `registry` command builds this parser, and client commands must start fast.
 
 log = logging.getLogger("registry")
 
@@ -34,6 +37,8 @@ def prepare(settings: Settings) -> None:
     """Create the data folders and bring the index schema up to date."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.blob_root.mkdir(parents=True, exist_ok=True)
+    from registry.index.migrate import upgrade
+
     upgrade(settings.index_url)
 
 
@@ -77,6 +82,34 @@ def register(commands: Any) -> None:
     migrate.set_defaults(run=run_migrate)
 
 
+def _set_up(settings: Settings) -> None:
+    """Migrate the index and check the auth settings (making the token key on first start) once,
+    before any worker starts, so every worker finds them ready and none trips over bad settings."""
+    from registry.auth.authority import Authority
+    from registry.index.users import SQLUserDirectory
+
+    prepare(settings)
+    Authority.build(settings, SQLUserDirectory(settings.index_url))
+
+
+def _child_main(work: Callable[[Settings], None], settings: Settings) -> None:
+    try:
+        work(settings)
+    except (ValueError, OSError) as error:
+        print(f"registry: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _run_in_child(work: Callable[[Settings], None], settings: Settings) -> None:
+    """Run start-up work in a short-lived process: what it imports (SQLAlchemy, Alembic) then never
+    weighs on the long-lived process that supervises the workers."""
+    child = multiprocessing.get_context("spawn").Process(target=_child_main, args=(work, settings))
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise SystemExit(child.exitcode)
+
+
 def run_migrate(args: argparse.Namespace) -> int:
     prepare(settings_from(args))
     return 0
@@ -99,9 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     check_exposure(settings)
-    prepare(settings)
-    # Fail here, once, on auth settings every worker would trip over; this also makes the token key.
-    Authority.build(settings, SQLUserDirectory(settings.index_url))
+    _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
     os.environ.update(settings_to_env(settings))
     workers = settings.workers or os.cpu_count() or 1

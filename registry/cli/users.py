@@ -13,12 +13,14 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.auth.identity import validate_user_name
 from registry.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, new_secret
 from registry.cli.serve import add_settings_arguments, prepare, settings_from
-from registry.index import SQLUserDirectory, UserDirectory
+
+if TYPE_CHECKING:
+    from registry.index.base import UserDirectory
 
 
 def register(commands: Any) -> None:
@@ -77,6 +79,8 @@ def _run(action: Callable[[UserDirectory, argparse.Namespace], Awaitable[None]])
         prepare(settings)
 
         async def main() -> None:
+            from registry.index.users import SQLUserDirectory
+
             users = SQLUserDirectory(settings.index_url)
             try:
                 await action(users, args)

@@ -40,7 +40,8 @@ from registry.errors import ErrorCode, RegistryError
 from registry.types import Digest
 
 WRITE_PIECE = 4 * 1024 * 1024
-READ_PIECE = 1024 * 1024
+# Pulls: fewer, larger reads cut the per-piece cost through hypercorn (1 MiB: ~1.8 GB/s, 4 MiB: ~2.5).
+READ_PIECE = 4 * 1024 * 1024
 # Running hashes of sessions whose bytes this process received, so a commit in a later request does
 # not re-read the staged file. Bounded: a session evicted here is re-hashed from disk instead.
 MAX_CACHED_HASHERS = 4096
