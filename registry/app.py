@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,13 +15,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.common import API_VERSION_HEADER, http_error, internal_error, registry_error
 from registry.api.routes import ROUTES
-from registry.auth.authority import Authority
-from registry.auth.middleware import AuthMiddleware
 from registry.config import Settings
 from registry.errors import RegistryError
-from registry.index import MetadataIndex, SQLIndex, SQLUserDirectory, UserDirectory
+from registry.index import MetadataIndex, SQLIndex
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
+
+if TYPE_CHECKING:
+    from registry.auth.authority import Authority
+    from registry.index.base import UserDirectory
 
 log = logging.getLogger("registry")
 MAX_PURGE_INTERVAL = 600.0
@@ -35,15 +38,22 @@ class Registry:
     store: BlobStore
     blobs: BlobService
     manifests: ManifestService
-    users: UserDirectory
-    # None when `auth: none`.
+    # Both None when `auth: none`: then not even their modules are loaded, which keeps each worker
+    # process about 10 MiB smaller.
+    users: UserDirectory | None
     auth: Authority | None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
         store = FilesystemStore(settings.blob_root)
-        users = SQLUserDirectory(settings.index_url)
+        users = auth = None
+        if settings.auth != "none":
+            from registry.auth.authority import Authority
+            from registry.index.users import SQLUserDirectory
+
+            users = SQLUserDirectory(settings.index_url)
+            auth = Authority.build(settings, users)
         return cls(
             settings=settings,
             index=index,
@@ -51,7 +61,7 @@ class Registry:
             blobs=BlobService(index, store, settings.upload_expiry),
             manifests=ManifestService(index),
             users=users,
-            auth=Authority.build(settings, users),
+            auth=auth,
         )
 
 
@@ -100,7 +110,8 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             purger.cancel()
-            await registry.users.close()
+            if registry.users is not None:
+                await registry.users.close()
             await registry.index.close()
 
     app = Starlette(
@@ -116,6 +127,8 @@ def create_app(settings: Settings) -> Starlette:
     app.router.redirect_slashes = False
     if registry.auth is not None:
         # Inside _VersionHeader: clients recognise a registry's 401 by that header.
+        from registry.auth.middleware import AuthMiddleware
+
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
     app.add_middleware(_VersionHeader)
     return app

@@ -3,13 +3,29 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from registry.api import base, blobs, listings, manifests, referrers, uploads
-from registry.auth import token_service
-from registry.auth.authority import TOKEN_PATH
+from registry.api.common import Handler
+from registry.auth import TOKEN_PATH
 
 _NAME = "/v2/{name:path}"
+
+
+def _token_service(name: str) -> Handler:
+    """A token-service handler whose module (JWTs, password hashing) loads on the first token request:
+    with authentication off, never, which keeps every worker process smaller."""
+
+    async def handler(request: Request) -> Response:
+        return await getattr(import_module("registry.auth.token_service"), name)(request)
+
+    handler.__name__ = name
+    return handler
+
 
 ROUTES: list[Route] = [
     Route("/v2/", base.version_check, methods=["GET"]),
@@ -26,6 +42,6 @@ ROUTES: list[Route] = [
     Route(f"{_NAME}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"]),
     Route(f"{_NAME}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"]),
     Route(f"{_NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
-    Route(TOKEN_PATH, token_service.get_token, methods=["GET"]),
-    Route(TOKEN_PATH, token_service.post_token, methods=["POST"]),
+    Route(TOKEN_PATH, _token_service("get_token"), methods=["GET"]),
+    Route(TOKEN_PATH, _token_service("post_token"), methods=["POST"]),
 ]

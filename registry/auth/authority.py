@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.auth import TOKEN_PATH
 from registry.auth.access import RulesFile
 from registry.auth.identity import Identity
 from registry.auth.logins import Logins
@@ -30,7 +31,6 @@ from registry.index import UserDirectory
 from registry.types import is_valid_name
 
 log = logging.getLogger("registry.auth")
-TOKEN_PATH = "/auth/token"
 # Refresh tokens (what `docker login` keeps) are revoked by a password change or removal, not by age;
 # the expiry only bounds how long a leaked one is worth something.
 REFRESH_LIFETIME = 90 * 24 * 3600

@@ -1,5 +1,5 @@
 """The metadata index: repositories, tags, manifests, blob links and upload sessions in SQL; users and
-groups beside them."""
+groups beside them (`registry.index.users`, imported only where authentication is on)."""
 
 from registry.index.base import (
     ManifestPut,
@@ -10,7 +10,6 @@ from registry.index.base import (
     UserRecord,
 )
 from registry.index.sql import SQLIndex
-from registry.index.users import SQLUserDirectory
 
 __all__ = [
     "ManifestPut",
@@ -18,7 +17,6 @@ __all__ = [
     "MetadataIndex",
     "MissingReferences",
     "SQLIndex",
-    "SQLUserDirectory",
     "UserDirectory",
     "UserRecord",
 ]

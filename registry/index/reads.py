@@ -16,7 +16,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Protocol
 
-import asyncpg
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import Select
 
@@ -73,12 +72,14 @@ class SQLiteReader:
 
 
 class PostgresReader:
-    def __init__(self, pool: asyncpg.Pool, dialect: Dialect) -> None:
+    def __init__(self, pool: Any, dialect: Dialect) -> None:
         self._pool = pool
         self._statements = _Statements(dialect)
 
     @classmethod
     async def connect(cls, url: str, dialect: Dialect) -> PostgresReader:
+        import asyncpg  # only PostgreSQL deployments load the driver
+
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=8), dialect)
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -22,9 +22,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from registry.index.base import ManifestPut, ManifestRecord, MissingReferences
 from registry.index.models import (
@@ -38,6 +37,9 @@ from registry.index.models import (
     utcnow,
 )
 from registry.index.reads import Reader, open_reader
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -97,7 +99,12 @@ _REFERRERS = (
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """The async engine (Alembic's migrations; the index's writes on PostgreSQL)."""
+    """The async engine (Alembic's migrations; the index's writes on PostgreSQL).
+
+    Imported here, not at the top: a SQLite worker never needs SQLAlchemy's asyncio layer.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -199,7 +206,11 @@ class SQLIndex:
     def _insert(self, model: type) -> Any:
         """INSERT with the dialect's ON CONFLICT support (both SQLite and PostgreSQL have it)."""
         table: Table = model.__table__  # type: ignore[attr-defined]
-        return (sqlite.insert if self._sqlite else postgresql.insert)(table)
+        if self._sqlite:
+            return sqlite.insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
 
     def _repository_id(self, conn: Connection, name: str, create: bool = False) -> int | None:
         if create:

@@ -15,7 +15,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from registry.auth.passwords import verify_password
-from registry.index import SQLUserDirectory, UserRecord
+from registry.index import UserRecord
+from registry.index.users import SQLUserDirectory
 from tests.auth.conftest import cli, cli_output, data_args
 
 
