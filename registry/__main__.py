@@ -2,4 +2,6 @@ import sys
 
 from registry.cli import main
 
-sys.exit(main())
+# Guarded: worker processes started with "spawn" import this module again (as __mp_main__).
+if __name__ == "__main__":
+    sys.exit(main())

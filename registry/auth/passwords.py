@@ -17,8 +17,6 @@ import os
 import secrets
 from pathlib import Path
 
-import bcrypt
-
 MIN_PASSWORD_LENGTH = 8
 _SCRYPT_LOG_N, _SCRYPT_R, _SCRYPT_P = 14, 8, 1  # 16 MiB and about 50 ms per check
 _SCRYPT_PREFIX = "$scrypt$"
@@ -56,6 +54,8 @@ def verify_password(password: str, encoded: str) -> bool:
                 return False
             return hmac.compare_digest(_scrypt(password, _unb64(salt), log_n, r, p), _unb64(expected))
         if encoded.startswith(_BCRYPT_PREFIXES):
+            import bcrypt  # loaded only where an htpasswd file is in use
+
             return bcrypt.checkpw(password.encode(), encoded.encode())
     except (ValueError, KeyError):
         return False
