@@ -98,6 +98,90 @@ _REFERRERS = (
 )
 
 
+class _WriteStatements:
+    """The write statements, built once per index with named parameters.
+
+    Built per call, SQLAlchemy spent more time constructing and cache-keying statements than SQLite
+    spent running them; built once, each execution is a compiled-cache hit.
+    """
+
+    def __init__(self, insert: Callable[[Table], Any]) -> None:
+        def table(model: type) -> Table:
+            return model.__table__  # type: ignore[attr-defined]
+
+        self.repository_id = select(Repository.id).where(Repository.name == bindparam("name"))
+        self.add_repository = (
+            insert(table(Repository))
+            .values(name=bindparam("name"))
+            .on_conflict_do_nothing()
+            .returning(Repository.id)
+        )
+        self.add_blob = (
+            insert(table(Blob))
+            .values(digest=bindparam("digest"), size=bindparam("size"))
+            .on_conflict_do_nothing()
+        )
+        self.link_blob = (
+            insert(table(RepositoryBlob))
+            .values(repository_id=bindparam("repository_id"), digest=bindparam("digest"))
+            .on_conflict_do_nothing()
+        )
+        self.unlink_blob = delete(RepositoryBlob).where(
+            RepositoryBlob.repository_id == bindparam("repository_id"),
+            RepositoryBlob.digest == bindparam("digest"),
+        )
+        self.linked_blobs = select(RepositoryBlob.digest).where(
+            RepositoryBlob.repository_id == bindparam("repository_id"),
+            RepositoryBlob.digest.in_(bindparam("digests", expanding=True)),
+        )
+        self.present_manifests = select(Manifest.digest).where(
+            Manifest.repository_id == bindparam("repository_id"),
+            Manifest.digest.in_(bindparam("digests", expanding=True)),
+        )
+        self.manifest_id = select(Manifest.id).where(
+            Manifest.repository_id == bindparam("repository_id"), Manifest.digest == bindparam("digest")
+        )
+        self.add_manifest = (
+            insert(table(Manifest))
+            .values(
+                repository_id=bindparam("repository_id"),
+                digest=bindparam("digest"),
+                media_type=bindparam("media_type"),
+                size=bindparam("size"),
+                artifact_type=bindparam("artifact_type"),
+                subject=bindparam("subject"),
+                annotations=bindparam("annotations"),
+                payload=bindparam("payload"),
+            )
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            .returning(Manifest.id)
+        )
+        self.add_reference = insert(table(ManifestReference)).on_conflict_do_nothing()
+        set_tag = insert(table(Tag)).values(
+            repository_id=bindparam("repository_id"),
+            name=bindparam("name"),
+            manifest_id=bindparam("manifest_id"),
+            updated_at=bindparam("now"),
+        )
+        self.set_tag = set_tag.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={"manifest_id": set_tag.excluded.manifest_id, "updated_at": set_tag.excluded.updated_at},
+        )
+        self.delete_tag = delete(Tag).where(
+            Tag.repository_id == bindparam("repository_id"), Tag.name == bindparam("name")
+        )
+        self.delete_tags_of = delete(Tag).where(Tag.manifest_id == bindparam("manifest_id"))
+        self.delete_references_of = delete(ManifestReference).where(
+            ManifestReference.manifest_id == bindparam("manifest_id")
+        )
+        self.delete_manifest = delete(Manifest).where(Manifest.id == bindparam("manifest_id"))
+        self.add_upload = insert(table(Upload)).values(id=bindparam("id"), repository=bindparam("repository"))
+        self.touch_upload = (
+            update(Upload).where(Upload.id == bindparam("upload")).values(updated_at=bindparam("now"))
+        )
+        self.delete_upload = delete(Upload).where(Upload.id == bindparam("id"))
+
+
 def create_engine(url: str) -> AsyncEngine:
     """The async engine (Alembic's migrations; the index's writes on PostgreSQL).
 
@@ -166,6 +250,12 @@ class SQLIndex:
             self._async_engine = create_engine(url)
             self._dialect = self._async_engine.dialect
         self._reader: Reader | None = None
+        if self._sqlite:
+            self._writes = _WriteStatements(sqlite.insert)
+        else:
+            from sqlalchemy.dialects import postgresql
+
+            self._writes = _WriteStatements(postgresql.insert)
 
     async def open(self) -> None:
         self._reader = await open_reader(self.url, self._dialect)
@@ -203,19 +293,14 @@ class SQLIndex:
     async def _column(self, query: Select, **params: Any) -> list[Any]:
         return [row[0] for row in await self._rows(query, **params)]
 
-    def _insert(self, model: type) -> Any:
-        """INSERT with the dialect's ON CONFLICT support (both SQLite and PostgreSQL have it)."""
-        table: Table = model.__table__  # type: ignore[attr-defined]
-        if self._sqlite:
-            return sqlite.insert(table)
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-
     def _repository_id(self, conn: Connection, name: str, create: bool = False) -> int | None:
-        if create:
-            conn.execute(self._insert(Repository).values(name=name).on_conflict_do_nothing())
-        return conn.scalar(select(Repository.id).where(Repository.name == name))
+        repo_id = conn.scalar(self._writes.repository_id, {"name": name})
+        if repo_id is None and create:
+            # None from the insert means another process created it in between: read it back.
+            repo_id = conn.scalar(self._writes.add_repository, {"name": name}) or conn.scalar(
+                self._writes.repository_id, {"name": name}
+            )
+        return repo_id
 
     # Blobs
 
@@ -234,12 +319,10 @@ class SQLIndex:
         self, conn: Connection, repository: str, digest: str, size: int, upload_id: str | None
     ) -> None:
         repo_id = self._repository_id(conn, repository, create=True)
-        conn.execute(self._insert(Blob).values(digest=digest, size=size).on_conflict_do_nothing())
-        conn.execute(
-            self._insert(RepositoryBlob).values(repository_id=repo_id, digest=digest).on_conflict_do_nothing()
-        )
+        conn.execute(self._writes.add_blob, {"digest": digest, "size": size})
+        conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest})
         if upload_id is not None:
-            conn.execute(delete(Upload).where(Upload.id == upload_id))
+            conn.execute(self._writes.delete_upload, {"id": upload_id})
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         return await self._transaction(self._unlink_blob, repository, digest)
@@ -248,28 +331,24 @@ class SQLIndex:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
-        result = conn.execute(
-            delete(RepositoryBlob).where(
-                RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest
-            )
-        )
+        result = conn.execute(self._writes.unlink_blob, {"repository_id": repo_id, "digest": digest})
         return result.rowcount > 0
 
     # Upload sessions
 
     async def create_upload(self, upload_id: str, repository: str) -> None:
-        await self._transaction(_execute, self._insert(Upload).values(id=upload_id, repository=repository))
+        await self._transaction(
+            _execute, self._writes.add_upload, {"id": upload_id, "repository": repository}
+        )
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
         return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
 
     async def touch_upload(self, upload_id: str) -> None:
-        await self._transaction(
-            _execute, update(Upload).where(Upload.id == upload_id).values(updated_at=utcnow())
-        )
+        await self._transaction(_execute, self._writes.touch_upload, {"upload": upload_id, "now": utcnow()})
 
     async def delete_upload(self, upload_id: str) -> None:
-        await self._transaction(_execute, delete(Upload).where(Upload.id == upload_id))
+        await self._transaction(_execute, self._writes.delete_upload, {"id": upload_id})
 
     async def expired_uploads(self, before: datetime) -> list[str]:
         # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
@@ -286,56 +365,32 @@ class SQLIndex:
         await self._transaction(self._put_manifest, repository, put)
 
     def _put_manifest(self, conn: Connection, repository: str, put: ManifestPut) -> None:
-        record = put.record
+        record, writes = put.record, self._writes
         repo_id = self._repository_id(conn, repository, create=True)
-        missing_blobs = self._missing(
-            conn, RepositoryBlob.digest, RepositoryBlob.repository_id, repo_id, put.blobs
-        )
-        missing_manifests = self._missing(
-            conn, Manifest.digest, Manifest.repository_id, repo_id, put.manifests
-        )
+        missing_blobs = _missing(conn, writes.linked_blobs, repo_id, put.blobs)
+        missing_manifests = _missing(conn, writes.present_manifests, repo_id, put.manifests)
         if missing_blobs or missing_manifests:
             raise MissingReferences(missing_blobs, missing_manifests)
-        conn.execute(
-            self._insert(Manifest)
-            .values(
-                repository_id=repo_id,
-                digest=record.digest,
-                media_type=record.media_type,
-                size=record.size,
-                artifact_type=record.artifact_type,
-                subject=record.subject,
-                annotations=record.annotations,
-                payload=record.payload,
-            )
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-        )
-        manifest_id = conn.scalar(
-            select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == record.digest)
+        values = {
+            "repository_id": repo_id,
+            "digest": record.digest,
+            "media_type": record.media_type,
+            "size": record.size,
+            "artifact_type": record.artifact_type,
+            "subject": record.subject,
+            "annotations": record.annotations,
+            "payload": record.payload,
+        }
+        manifest_id = conn.scalar(writes.add_manifest, values) or conn.scalar(
+            writes.manifest_id, {"repository_id": repo_id, "digest": record.digest}
         )
         references = [{"manifest_id": manifest_id, "digest": d, "is_manifest": False} for d in put.blobs]
         references += [{"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests]
         if references:
-            conn.execute(self._insert(ManifestReference).on_conflict_do_nothing(), references)
+            conn.execute(writes.add_reference, references)
         if put.tag is not None:
-            statement = self._insert(Tag).values(
-                repository_id=repo_id, name=put.tag, manifest_id=manifest_id, updated_at=utcnow()
-            )
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": utcnow()},
-                )
-            )
-
-    @staticmethod
-    def _missing(
-        conn: Connection, digest_col: Any, repo_col: Any, repo_id: int | None, wanted: Sequence[str]
-    ) -> list[str]:
-        if not wanted:
-            return []
-        found = set(conn.scalars(select(digest_col).where(repo_col == repo_id, digest_col.in_(set(wanted)))))
-        return sorted(set(wanted) - found)
+            tag = {"repository_id": repo_id, "name": put.tag, "manifest_id": manifest_id, "now": utcnow()}
+            conn.execute(writes.set_tag, tag)
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self._transaction(self._delete_manifest, repository, digest)
@@ -344,15 +399,16 @@ class SQLIndex:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
-        manifest_id = conn.scalar(
-            select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest)
-        )
+        manifest_id = conn.scalar(self._writes.manifest_id, {"repository_id": repo_id, "digest": digest})
         if manifest_id is None:
             return False
         # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
-        conn.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
-        conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
-        conn.execute(delete(Manifest).where(Manifest.id == manifest_id))
+        for statement in (
+            self._writes.delete_tags_of,
+            self._writes.delete_references_of,
+            self._writes.delete_manifest,
+        ):
+            conn.execute(statement, {"manifest_id": manifest_id})
         return True
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
@@ -362,7 +418,7 @@ class SQLIndex:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
-        result = conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
+        result = conn.execute(self._writes.delete_tag, {"repository_id": repo_id, "name": tag})
         return result.rowcount > 0
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
@@ -384,8 +440,16 @@ def _limit(limit: int | None) -> int:
     return limit if limit is not None else 2**31 - 1
 
 
-def _execute(conn: Connection, statement: Executable) -> None:
-    conn.execute(statement)
+def _execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> None:
+    conn.execute(statement, params)
+
+
+def _missing(conn: Connection, query: Select, repository_id: int | None, wanted: Sequence[str]) -> list[str]:
+    """Which of `wanted` the query (digests present in the repository) does not return."""
+    if not wanted:
+        return []
+    found = set(conn.scalars(query, {"repository_id": repository_id, "digests": sorted(set(wanted))}))
+    return sorted(set(wanted) - found)
 
 
 def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:
