@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from registry.cli import cert, images, serve, users
+from registry.cli import cert, containers, images, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.register(commands)
     users.register(commands)
     cert.register(commands)
+    containers.register(commands)
     return parser
 
 

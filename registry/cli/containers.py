@@ -1,0 +1,309 @@
+"""`registry run`, `ps`, `logs`, `stop`, `rm`, `container prune`, `exec` and `export`: Docker's container
+commands, on images from the local image store."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported by the commands themselves, so other commands start without them
+    from registry.runtime.containers import Runtime
+    from registry.runtime.state import Container
+
+SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_bytes(text: str) -> int:
+    """`--memory`: bytes, or with a k, m or g suffix as Docker takes them (`64m`)."""
+    match = re.fullmatch(r"(\d+)([bkmg]?)", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: use a number of bytes, or 512k, 64m, 1g")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+
+
+def register(commands: Any) -> None:
+    run = commands.add_parser("run", help="run a command in a new container")
+    _process_arguments(run)
+    run.add_argument(
+        "--rm", dest="auto_remove", action="store_true", help="remove the container when it exits"
+    )
+    run.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
+    run.add_argument("--name", help="the container's name (default: image name and ID digits)")
+    run.add_argument(
+        "--init", action="store_true", help="a tiny init as PID 1: forwards signals, reaps zombies"
+    )
+    run.add_argument("--entrypoint", help="override the image's entrypoint (also drops its Cmd)")
+    run.add_argument("--network", choices=("none", "host"), default="none", help="none: only lo (default)")
+    run.add_argument("-v", "--volume", action="append", default=[], help="bind mount HOST:CONTAINER[:ro]")
+    run.add_argument("-m", "--memory", type=parse_bytes, help="memory limit (bytes, or 64m, 1g, ...)")
+    run.add_argument("--pids-limit", type=int, help="limit on the number of processes")
+    run.add_argument("--hostname", help="the container's host name (default: its short ID)")
+    run.add_argument("--root", type=Path, help="local image store (REGISTRY_CLIENT_ROOT)")
+    run.add_argument("image", help="image reference or ID in the local store")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="command and arguments")
+    run.set_defaults(run=run_run)
+
+    ps = commands.add_parser("ps", help="list containers")
+    ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only IDs")
+    ps.add_argument("--no-trunc", action="store_true", help="full IDs and commands")
+    ps.set_defaults(run=run_ps)
+
+    logs = commands.add_parser("logs", help="print a detached container's output")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the container stops")
+    logs.add_argument("container")
+    logs.set_defaults(run=run_logs)
+
+    stop = commands.add_parser("stop", help="stop running containers (SIGTERM, then SIGKILL)")
+    stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
+    stop.add_argument("containers", nargs="+")
+    stop.set_defaults(run=run_stop)
+
+    rm = commands.add_parser("rm", help="remove containers")
+    rm.add_argument("-f", "--force", action="store_true", help="kill running ones first")
+    rm.add_argument("containers", nargs="+")
+    rm.set_defaults(run=run_rm)
+
+    container = commands.add_parser("container", help="manage containers")
+    actions = container.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prune = actions.add_parser("prune", help="remove every stopped container")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    prune.add_argument("--root", type=Path, help="local image store, whose images' roots are kept")
+    prune.set_defaults(run=run_prune)
+
+    exec_ = commands.add_parser("exec", help="run a command in a running container")
+    _process_arguments(exec_)
+    exec_.add_argument("container")
+    exec_.add_argument("args", nargs=argparse.REMAINDER, metavar="command", help="command and arguments")
+    exec_.set_defaults(run=run_exec)
+
+    export = commands.add_parser("export", help="write a container's filesystem as a tar archive")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument("container")
+    export.set_defaults(run=run_export)
+
+
+def _process_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--interactive", action="store_true", help="keep standard input open")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    parser.add_argument("-e", "--env", action="append", default=[], help="set K=V (or pass K from here)")
+    parser.add_argument("-w", "--workdir", help="working directory inside the container")
+    parser.add_argument("-u", "--user", help="user[:group] or uid[:gid]")
+
+
+def _error(message: object, code: int = 1) -> int:
+    print(f"registry: {message}", file=sys.stderr)
+    return code
+
+
+def _runtime() -> Runtime:
+    from registry.runtime.containers import Runtime
+    from registry.runtime.state import ContainerStore
+
+    return Runtime(ContainerStore())
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from registry.client.store import ImageNotFound, ImageStore
+    from registry.runtime import spec
+    from registry.runtime.containers import ImageToRun, RunOptions
+    from registry.runtime.launch import RUNTIME_FAILED, StartError
+    from registry.unpack import UnpackError
+
+    try:
+        image = ImageStore(args.root).image(args.image)
+    except ImageNotFound:
+        return _error(f"Unable to find image {args.image!r} locally: `registry pull {args.image}` first", 125)
+    runtime = _runtime()
+    try:
+        process = spec.process(image.config, args.args, args.entrypoint, args.env, args.workdir, args.user)
+        options = RunOptions(
+            name=args.name,
+            hostname=args.hostname,
+            network=args.network,
+            volumes=args.volume,
+            memory=args.memory,
+            pids=args.pids_limit,
+            tty=args.tty,
+            interactive=args.interactive,
+            auto_remove=args.auto_remove,
+            detach=args.detach,
+            init=args.init,
+        )
+        diff_ids = list(image.config.get("rootfs", {}).get("diff_ids", []))
+        to_run = ImageToRun(image.reference or args.image, image.config_digest, diff_ids, image.layers)
+        container = runtime.create(to_run, process, options)
+    except (ValueError, UnpackError, OSError) as error:
+        return _error(error, RUNTIME_FAILED)
+    try:
+        if args.detach:
+            runtime.run_detached(container)
+            print(container.id)
+            return 0
+        return runtime.run(container)
+    except StartError as error:
+        return _error(error, error.code)
+
+
+def _since(moment: float) -> str:
+    seconds = max(0, int(time.time() - moment))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def status_text(container: Container) -> str:
+    if container.running:
+        return f"Up {_since(container.started or container.created)}"
+    if container.status == "created":
+        return "Created"
+    code = "unknown" if container.exit_code is None else container.exit_code
+    return f"Exited ({code}) {_since(container.finished or container.created)} ago"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def run_ps(args: argparse.Namespace) -> int:
+    from registry.runtime.state import ContainerStore
+
+    containers = [c for c in ContainerStore().all() if args.all or c.running]
+    if args.quiet:
+        for container in containers:
+            print(container.id if args.no_trunc else container.short_id)
+        return 0
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for container in containers:
+        command = shlex.join(container.args)
+        if not args.no_trunc and len(command) > 20:
+            command = command[:19] + "…"
+        rows.append(
+            (
+                container.id if args.no_trunc else container.short_id,
+                container.image,
+                f'"{command}"',
+                f"{_since(container.created)} ago",
+                status_text(container),
+                container.name,
+            )
+        )
+    print(_table(rows))
+    return 0
+
+
+def _each(references: Sequence[str], action: Callable[[Container], None]) -> int:
+    """Apply `action` to each named container, printing its name as Docker does; 1 if any failed."""
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    code = 0
+    store = ContainerStore()
+    for reference in references:
+        try:
+            action(store.find(reference))
+            print(reference)
+        except (ContainerNotFound, ContainerError) as error:
+            code = _error(error)
+    return code
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    return _each(args.containers, lambda c: runtime.stop(c, args.time))
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    return _each(args.containers, lambda c: runtime.remove(c, force=args.force))
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    if not args.force:
+        answer = input(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    from registry.client.store import ImageStore
+
+    images = [listing.image.config.get("rootfs", {}) for listing in ImageStore(args.root).list_images()]
+    pruned = _runtime().prune([rootfs.get("diff_ids", []) for rootfs in images])
+    if pruned.containers:
+        print("Deleted Containers:")
+        for container in pruned.containers:
+            print(container.id)
+        print()
+    if pruned.roots:
+        print(f"Deleted {len(pruned.roots)} unpacked image(s) no container or local image uses")
+    print(f"Total reclaimed space: {pruned.reclaimed / 1e6:.1f}MB")
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    from registry.runtime.state import ContainerNotFound, ContainerStore
+
+    store = ContainerStore()
+    try:
+        container = store.find(args.container)
+    except ContainerNotFound as error:
+        return _error(error)
+    path = store.directory(container) / "log"
+    if not path.exists():
+        return 0
+    out = sys.stdout.buffer
+    with open(path, "rb") as log:
+        while True:
+            data = log.read(1 << 16)
+            if data:
+                out.write(data)
+                continue
+            out.flush()
+            if not args.follow or not container.running:
+                return 0
+            time.sleep(0.1)
+
+
+def run_exec(args: argparse.Namespace) -> int:
+    from registry.runtime.containers import ExecOptions
+    from registry.runtime.launch import StartError
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    if not args.args:
+        return _error("exec needs a command to run", 2)
+    try:
+        container = ContainerStore().find(args.container)
+        options = ExecOptions(args.args, args.env, args.workdir, args.user, args.tty, args.interactive)
+        return _runtime().exec(container, options)
+    except (ContainerNotFound, ContainerError) as error:
+        return _error(error)
+    except StartError as error:
+        return _error(error, error.code)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    if args.output is None and sys.stdout.isatty():
+        return _error("cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect")
+    try:
+        container = ContainerStore().find(args.container)
+        runtime = _runtime()
+        if args.output is None:
+            runtime.export(container, sys.stdout.buffer)
+        else:
+            with open(args.output, "wb") as out:
+                runtime.export(container, out)
+    except (ContainerNotFound, ContainerError) as error:
+        return _error(error)
+    return 0

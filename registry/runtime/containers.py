@@ -1,0 +1,331 @@
+"""The container lifecycle behind `run`, `stop`, `rm`, `container prune`, `exec` and `export`.
+
+A container runs under a monitor: the `registry run` process itself, or for `-d` a small daemon (the
+shim) forked off it, with the container's output going to its log. The monitor waits for the container,
+records its exit code, removes its cgroups and, with `--rm`, the container. Other commands find the
+container's PID in its record and act on it directly (signals for `stop`, its namespaces for `exec`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from registry.runtime import cgroups, console, namespaces, rootfs
+from registry.runtime.attach import attach
+from registry.runtime.export import export_filesystem
+from registry.runtime.launch import RUNTIME_FAILED, Started, StartError, chroot_into, launch
+from registry.runtime.linux import sethostname
+from registry.runtime.network import bring_up_loopback
+from registry.runtime.spec import Process, merge_env
+from registry.runtime.state import Container, ContainerError, ContainerStore, disk_usage, process_start
+from registry.unpack import LayerBlob, Limits, Options, RootfsCache
+
+POLL = 0.05
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    name: str | None = None
+    hostname: str | None = None
+    network: str = "none"
+    volumes: Sequence[str] = ()
+    memory: int | None = None
+    pids: int | None = None
+    tty: bool = False
+    interactive: bool = False
+    auto_remove: bool = False
+    detach: bool = False
+    init: bool = False
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    args: Sequence[str]
+    env: Sequence[str] = ()
+    workdir: str | None = None
+    user: str | None = None
+    tty: bool = False
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class ImageToRun:
+    """What `run` needs of a local image: its reference, config digest, diff_ids and layer blobs."""
+
+    reference: str
+    config_digest: str
+    diff_ids: list[str]
+    layers: Sequence[LayerBlob]
+
+
+def default_name(reference: str, container_id: str) -> str:
+    """The image's last path component and a few ID digits: `busybox-3f2a9c`."""
+    repository = reference.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+    return f"{re.sub(r'[^a-zA-Z0-9_.-]', '-', repository) or 'container'}-{container_id[:6]}"
+
+
+@dataclass
+class Pruned:
+    containers: list[Container]
+    roots: list[Path] = field(default_factory=list)  # unpacked images no longer needed
+    reclaimed: int = 0  # bytes
+
+
+class Runtime:
+    def __init__(self, store: ContainerStore) -> None:
+        self.store = store
+        self.userns = os.geteuid() != 0
+        self.cache = RootfsCache(store.root / "rootfs", Options(limits=Limits.from_env()))
+
+    # ---------------------------------------------------------------------------------------- create
+
+    def create(self, image: ImageToRun, process: Process, options: RunOptions) -> Container:
+        """Unpack the image (once per image), then record the container and prepare its root."""
+        volumes = [rootfs.Volume.parse(spec) for spec in options.volumes]
+        if options.network not in ("none", "host"):
+            raise ValueError(f"unknown network {options.network!r}: use none or host")
+        self.store.make_root()
+        lower = self.cache.rootfs(image.layers, image.diff_ids)
+        for volume in volumes:
+            if not volume.host.exists():
+                volume.host.mkdir(parents=True)  # as Docker does for a missing host folder
+        container_id = secrets.token_hex(32)
+        hostname = options.hostname or container_id[:12]
+        container = Container(
+            id=container_id,
+            name=options.name or default_name(image.reference, container_id),
+            image=image.reference,
+            image_id=image.config_digest,
+            args=process.args,
+            env=merge_env([f"HOSTNAME={hostname}"], process.env),
+            workdir=process.workdir,
+            user=process.user,
+            hostname=hostname,
+            network=options.network,
+            tty=options.tty,
+            interactive=options.interactive,
+            volumes=list(options.volumes),
+            lower=str(lower),
+            storage="overlay",
+            userns=self.userns,
+            auto_remove=options.auto_remove,
+            detached=options.detach,
+            init=options.init,
+        )
+        directory = self.store.create(container)
+        try:
+            container.storage = rootfs.prepare(directory, lower, self.userns)
+            rootfs.write_etc_files(directory, container.hostname, options.network == "host")
+            limits = cgroups.ResourceLimits(options.memory, options.pids)
+            if limits:
+                try:
+                    container.cgroups = cgroups.create(container.id, limits)
+                except cgroups.CgroupsUnavailable as error:
+                    print(f"registry: warning: {error}; running without limits", file=sys.stderr)
+            self.store.save(container)
+        except BaseException:
+            self.store.remove(container)
+            raise
+        return container
+
+    # ---------------------------------------------------------------------------------------- start
+
+    def _start(self, container: Container) -> Started:
+        directory = self.store.directory(container)
+        volumes = [rootfs.Volume.parse(spec) for spec in container.volumes]
+        flags = namespaces.container_flags(private_network=container.network == "none")
+
+        def enter() -> None:
+            namespaces.create(flags, container.userns)
+
+        def setup() -> None:
+            sethostname(container.hostname)
+            if container.network == "none":
+                bring_up_loopback()
+            rootfs.setup(directory, Path(container.lower), container.storage, container.userns, volumes)
+
+        process = Process(container.args, container.env, container.workdir, container.user)
+        try:
+            started = launch(
+                enter, setup, process, container.tty, container.interactive, container.cgroups, container.init
+            )
+        except StartError as error:
+            self._finish(container, error.code)
+            raise
+        container.status = "running"
+        container.pid = started.pid
+        container.pid_start = process_start(started.pid)
+        container.started = time.time()
+        self.store.save(container)
+        return started
+
+    def _finish(self, container: Container, code: int | None) -> None:
+        container.status = "exited"
+        container.exit_code = code
+        container.finished = time.time()
+        cgroups.remove(container.cgroups)
+        if container.auto_remove:
+            self.store.remove(container)
+            return
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by `rm -f`
+            self.store.save(container)
+
+    def run(self, container: Container) -> int:
+        """Run attached to this terminal and return the container's exit code."""
+        code = attach(lambda: self._start(container), container.interactive)
+        self._finish(container, code)
+        return code
+
+    def run_detached(self, container: Container) -> None:
+        """Start the container under a shim of its own and return once it runs (or failed to)."""
+        ready_read, ready_write = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(ready_read)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)  # the shim is reparented to init: no zombie is left for our caller
+                self._shim(container, ready_write)
+            finally:
+                os._exit(0)
+        os.close(ready_write)
+        os.waitpid(child, 0)
+        with os.fdopen(ready_read, "rb") as ready:
+            failure = ready.read().decode(errors="replace")
+        if failure:
+            code, _, message = failure.partition(" ")
+            raise StartError(int(code), message)
+
+    def _shim(self, container: Container, ready: int) -> None:
+        log = os.open(self.store.directory(container) / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        try:
+            started = self._start(container)
+        except StartError as error:
+            os.write(ready, f"{error.code} {error}".encode())
+            return
+        except BaseException as error:
+            os.write(ready, f"{RUNTIME_FAILED} {error}".encode())
+            raise
+        os.close(ready)
+        if started.console is not None:
+            console.relay(started.console, None, 1)
+        self._finish(container, started.wait())
+
+    # ---------------------------------------------------------------------------------------- stop, rm
+
+    def stop(self, container: Container, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds; returns once the exit is recorded."""
+        if not container.running:
+            return
+        assert container.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(container.pid, signal.SIGTERM)
+        if _wait_until(lambda: not container.running, timeout):
+            self._await_record(container)
+        else:
+            self.kill(container)
+
+    def kill(self, container: Container) -> None:
+        if container.running:
+            assert container.pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(container.pid, signal.SIGKILL)
+            _wait_until(lambda: not container.running, 10.0)
+        self._await_record(container)
+
+    def _await_record(self, container: Container) -> None:
+        """Wait for the monitor to record the exit; if it died, record what can be known."""
+
+        def recorded() -> bool:
+            try:
+                return self.store.load(container.id).status != "running"
+            except KeyError:
+                return True
+
+        if not _wait_until(recorded, 5.0):
+            self._finish(container, None)  # its monitor is gone: nobody saw the exit code
+
+    def remove(self, container: Container, force: bool = False) -> None:
+        if container.running:
+            if not force:
+                raise ContainerError(
+                    f"cannot remove container {container.name}: it is running (stop it first, or use -f)"
+                )
+            self.kill(container)
+        cgroups.remove(container.cgroups)
+        self.store.remove(container)
+
+    def prune(self, images: Iterable[Sequence[str]]) -> Pruned:
+        """Remove the stopped containers, then the unpacked roots that neither a remaining container
+        nor a local image (given by its diff_ids) needs any more."""
+        pruned = Pruned([c for c in self.store.all() if not c.running])
+        for container in pruned.containers:
+            pruned.reclaimed += disk_usage(self.store.directory(container))
+            self.remove(container)
+        wanted = {str(self.cache.path(diff_ids)) for diff_ids in images}
+        wanted |= {container.lower for container in self.store.all()}
+        for root in self.cache.roots():
+            if str(root) not in wanted:
+                pruned.reclaimed += disk_usage(root)
+                shutil.rmtree(root)
+                pruned.roots.append(root)
+        return pruned
+
+    # ---------------------------------------------------------------------------------------- exec, export
+
+    def exec(self, container: Container, options: ExecOptions) -> int:
+        """Run a process in a running container's namespaces, cgroups and root; its exit code."""
+        if not container.running:
+            raise ContainerError(f"container {container.name} is not running")
+        assert container.pid is not None
+        pid = container.pid
+        process = Process(
+            list(options.args),
+            merge_env(container.env, options.env),
+            options.workdir or container.workdir,
+            options.user if options.user is not None else container.user,
+        )
+        roots: list[int] = []
+
+        def start() -> Started:
+            return launch(
+                lambda: roots.append(namespaces.join(pid)),
+                lambda: chroot_into(roots[0])(),
+                process,
+                options.tty,
+                options.interactive,
+                container.cgroups,
+            )
+
+        return attach(start, options.interactive)
+
+    def export(self, container: Container, out: BinaryIO) -> None:
+        """Write the container's filesystem (its image and its changes, no runtime mounts) as a tar."""
+        export_filesystem(container, self.store.directory(container), out)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)
+    return True

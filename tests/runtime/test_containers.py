@@ -1,0 +1,147 @@
+"""Detached containers: `run -d`, `ps`, `logs`, `exec`, `stop`, `rm`, `container prune` and `export`."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.runtime.conftest import MOTD, Pulled, Registry
+from tests.support.images import build_busybox_layout
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_detached_container_is_listed_logged_stopped_and_removed(registry: Registry, image: str) -> None:
+    script = "trap 'echo stopping; exit 0' TERM; echo started; while true; do sleep 0.1; done"
+    started = registry("run", "-d", "--name", "worker", image, "sh", "-c", script, check=True)
+    container_id = started.stdout.strip()
+    assert len(container_id) == 64 and started.stderr == ""
+
+    listing = registry("ps").stdout.splitlines()
+    assert listing[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    assert listing[1].startswith(container_id[:12]) and " Up " in listing[1] and listing[1].endswith("worker")
+    wait_for(lambda: "started" in registry("logs", "worker").stdout)
+    follower = registry.popen("logs", "-f", "worker", stdout=subprocess.PIPE)
+
+    registry("stop", "worker", check=True)  # the trap handles SIGTERM: no need to wait for SIGKILL
+    assert follower.communicate(timeout=10)[0] == "started\nstopping\n"  # -f ends with the container
+    assert registry("logs", container_id[:6]).stdout == "started\nstopping\n"
+    assert registry("ps", "-q").stdout == ""
+    assert "Exited (0)" in registry("ps", "-a").stdout
+
+    assert registry("rm", "worker", check=True).stdout == "worker\n"
+    assert registry("ps", "-aq").stdout == ""
+    assert not (registry.containers / container_id).exists()
+    missing = registry("logs", "worker")
+    assert missing.returncode == 1 and "No such container" in missing.stderr
+
+
+def test_exec_joins_the_running_container(registry: Registry, image: str) -> None:
+    script = "echo x > /tmp/mark; exec sleep 60"
+    registry("run", "-d", "--name", "host", "--hostname", "inside", image, "sh", "-c", script, check=True)
+    wait_for(lambda: "sleep 60" in registry("exec", "host", "ps").stdout)
+
+    result = registry(
+        "exec", "host", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; cat /tmp/mark; pwd"
+    )
+    assert result.stdout.splitlines() == ["sleep 60 ", "inside", "x", "/srv"]
+    processes = registry("exec", "host", "ps").stdout
+    assert "sleep 60" in processes and len(processes.splitlines()) <= 5  # the same PID namespace, no more
+
+    assert (
+        registry(
+            "exec", "-w", "/tmp", "-u", "nobody", "-e", "A=b", "host", "sh", "-c", "pwd; id -u; echo $A"
+        ).stdout
+        == "/tmp\n65534\nb\n"
+    )
+    assert registry("exec", "host", "sh", "-c", "exit 9").returncode == 9
+    assert registry("exec", "host", "no-such-program").returncode == 127
+
+    registry("rm", "-f", "host", check=True)
+    stopped = registry("exec", "host", "true")
+    assert stopped.returncode == 1 and "No such container" in stopped.stderr
+
+
+def test_stop_escalates_to_sigkill(registry: Registry, image: str) -> None:
+    """PID 1 ignores a SIGTERM it has no handler for, so `stop` kills it after the timeout."""
+    registry("run", "-d", "--name", "stubborn", image, "sleep", "60", check=True)
+    started = time.monotonic()
+    registry("stop", "-t", "1", "stubborn", check=True)
+    assert 1 <= time.monotonic() - started < 8
+    assert "Exited (137)" in registry("ps", "-a").stdout
+
+
+def test_rm_refuses_running_containers_unless_forced(registry: Registry, image: str) -> None:
+    registry("run", "-d", "--name", "busy", image, "sleep", "60", check=True)
+    refused = registry("rm", "busy")
+    assert refused.returncode == 1 and "is running" in refused.stderr
+    assert registry("rm", "-f", "busy", check=True).stdout == "busy\n"
+    assert registry("ps", "-aq").stdout == ""
+
+
+def test_container_prune_removes_only_stopped_ones(
+    registry: Registry, image: str, pulled: Pulled, tmp_path: Path
+) -> None:
+    registry("run", "--name", "done-1", image, "true", check=True)
+    registry("run", "--name", "done-2", image, "false")
+    running = registry("run", "-d", "--name", "alive", image, "sleep", "60", check=True).stdout.strip()
+    other = pulled.push_and_pull(
+        build_busybox_layout(tmp_path / "layout", "2", {"/other": "x"}), "2", "test/prune"
+    )
+    registry("run", "--name", "from-other", other, "true", check=True)
+    assert len(list((registry.containers / "rootfs").iterdir())) == 2
+    registry("rmi", other, check=True)
+
+    pruned = registry("container", "prune", "-f", check=True).stdout
+    assert pruned.startswith("Deleted Containers:") and "Total reclaimed space" in pruned
+    assert registry("ps", "-aq", "--no-trunc").stdout.split() == [running]
+    # The removed image's unpacked root went with its last container; the running one's stays.
+    assert [p.name for p in (registry.containers / "rootfs").iterdir()] == [
+        Path(registry.inspect(running)["lower"]).name
+    ]
+
+
+def test_names_are_unique(registry: Registry, image: str) -> None:
+    registry("run", "--name", "twin", image, "true", check=True)
+    second = registry("run", "--name", "twin", image, "true")
+    assert second.returncode == 125 and "already used" in second.stderr
+
+
+def test_export_writes_the_filesystem_without_runtime_mounts(registry: Registry, image: str) -> None:
+    script = "echo new > /root/file; rm /etc/motd; sleep 60"
+    registry("run", "-d", "--name", "exported", image, "sh", "-c", script, check=True)
+    wait_for(lambda: registry("exec", "exported", "sh", "-c", "test -e /root/file").returncode == 0)
+
+    def members() -> dict[str, tarfile.TarInfo]:
+        data = registry("export", "exported", check=True, text=False).stdout
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            return {member.name: member for member in archive.getmembers()}
+
+    running = members()
+    registry("stop", "-t", "0", "exported", check=True)
+    for found in (running, members()):
+        assert found["root/file"].size == 4 and found["bin/sh"].issym() and found["bin/busybox"].isreg()
+        assert "etc/motd" not in found  # deleted in this container: the overlay's whiteout hides it
+        assert not any(name.startswith(("proc/", "sys/", "dev/")) for name in found)
+    assert registry("run", "--rm", image, "cat", "/etc/motd").stdout == MOTD  # the image is unchanged
+
+
+def test_the_unpacked_image_is_cached(registry: Registry, image: str) -> None:
+    registry("run", "--rm", image, "true", check=True)
+    assert registry.containers.stat().st_mode & 0o077 == 0  # images' set-user-ID files stay private
+    cached = list((registry.containers / "rootfs").iterdir())
+    assert len(cached) == 1
+    registry("run", "--rm", image, "true", check=True)
+    assert list((registry.containers / "rootfs").iterdir()) == cached
+    record = registry("run", "-d", image, "sleep", "5", check=True).stdout.strip()
+    state = registry.inspect(record)
+    assert state["lower"] == str(cached[0]) and state["storage"] == "overlay"
