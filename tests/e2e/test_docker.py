@@ -9,7 +9,6 @@ insecure registry by default, so pushing to 127.0.0.1:PORT needs no daemon setti
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -25,7 +24,7 @@ import pytest
 
 from tests.support.images import build_busybox_layout
 from tests.support.server import RegistryProcess
-from tests.support.tools import require_tool
+from tests.support.tools import ImageTool, require_tool
 
 pytestmark = pytest.mark.clients
 
@@ -41,33 +40,16 @@ ACCEPT = ", ".join(
 MOTD = "a layer of its own on top of the shared busybox layer\n"
 
 
-class Docker:
+class Docker(ImageTool):
     def __init__(self, binary: str, root: Path) -> None:
-        self.binary = binary
-        self.root = root
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
-            "HOME": str(root),
-            "DOCKER_HOST": f"unix://{root / 'docker.sock'}",
-            "DOCKER_CONFIG": str(root / "client"),  # no ambient credentials or client settings
-        }
-
-    def __call__(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        command = [self.binary, *args]
-        result = subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=timeout)
-        if check:
-            assert result.returncode == 0, (
-                f"{command} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def inspect(self, image: str) -> dict:
-        return json.loads(self("image", "inspect", image).stdout)[0]
-
-    def exists(self, image: str) -> bool:
-        return self("image", "inspect", image, check=False).returncode == 0
+        super().__init__(
+            binary,
+            root,
+            {
+                "DOCKER_HOST": f"unix://{root / 'docker.sock'}",
+                "DOCKER_CONFIG": str(root / "client"),  # no ambient credentials or client settings
+            },
+        )
 
     def push(self, image: str) -> tuple[str, str]:
         """Push; return (the manifest digest the engine reports, the whole output)."""

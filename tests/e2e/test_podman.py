@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ import pytest
 
 from tests.support.images import build_busybox_layout, host_arch
 from tests.support.server import RegistryProcess
-from tests.support.tools import require_tool
+from tests.support.tools import ImageTool, require_tool
 
 pytestmark = pytest.mark.clients
 
@@ -57,40 +54,26 @@ runroot = "{root}/run"
 """
 
 
-class Podman:
+class Podman(ImageTool):
     def __init__(self, binary: str, root: Path) -> None:
-        self.binary = binary
-        self.root = root
         (root / "containers.conf").write_text(CONTAINERS_CONF.format(root=root))
         (root / "storage.conf").write_text(STORAGE_CONF.format(root=root))
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
-            "HOME": str(root),
-            "CONTAINERS_CONF": str(root / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
-            "REGISTRY_AUTH_FILE": str(root / "auth.json"),
-            "XDG_RUNTIME_DIR": str(root / "xdg"),
-            "TMPDIR": str(root / "tmp"),
-        }
+        super().__init__(
+            binary,
+            root,
+            {
+                "CONTAINERS_CONF": str(root / "containers.conf"),
+                "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+                "REGISTRY_AUTH_FILE": str(root / "auth.json"),
+                "XDG_RUNTIME_DIR": str(root / "xdg"),
+                "TMPDIR": str(root / "tmp"),
+            },
+        )
         (root / "auth.json").write_text(
             '{"auths": {}}'
         )  # podman refuses a REGISTRY_AUTH_FILE that is missing
         for sub in ("tmp", "xdg"):
             (root / sub).mkdir(exist_ok=True)
-
-    def __call__(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        command = [self.binary, *args]
-        result = subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=timeout)
-        if check:
-            assert result.returncode == 0, (
-                f"{command} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def inspect(self, image: str) -> dict:
-        return json.loads(self("image", "inspect", image).stdout)[0]
 
 
 @pytest.fixture(scope="module")

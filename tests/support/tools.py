@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ImageTool:
+    """A container engine's CLI (docker, podman) run with an environment of the test's own."""
+
+    def __init__(self, binary: str, root: Path, env: dict[str, str]) -> None:
+        self.binary = binary
+        self.root = root
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"),
+            "HOME": str(root),
+            **env,
+        }
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        command = [self.binary, *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=self.env, timeout=timeout)
+        if check:
+            assert result.returncode == 0, (
+                f"{command} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def inspect(self, image: str) -> dict:
+        return json.loads(self("image", "inspect", image).stdout)[0]
+
+    def exists(self, image: str) -> bool:
+        return self("image", "inspect", image, check=False).returncode == 0
