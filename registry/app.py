@@ -46,7 +46,14 @@ class Registry:
     @classmethod
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
-        store = FilesystemStore(settings.blob_root)
+        store: BlobStore
+        if settings.storage == "s3":
+            # Imported only here: workers on the filesystem store never load boto3.
+            from registry.storage.s3 import S3Store
+
+            store = S3Store.from_settings(settings)
+        else:
+            store = FilesystemStore(settings.blob_root)
         users = auth = None
         if settings.auth != "none":
             from registry.auth.authority import Authority

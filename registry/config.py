@@ -18,6 +18,7 @@ import yaml
 
 ENV_PREFIX = "REGISTRY_"
 AUTH_MODES = ("none", "basic", "token")
+STORAGE_KINDS = ("filesystem", "s3")
 
 
 def default_data_dir() -> Path:
@@ -32,8 +33,19 @@ class Settings:
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
     # Empty means the embedded SQLite index inside data_dir.
     database_url: str = ""
+    # Where blobs live: "filesystem" (under storage_root) or "s3" (a bucket several servers may share).
+    storage: str = "filesystem"
     # Empty means `<data_dir>/blobs`.
     storage_root: str = ""
+    # The S3 store: bucket, key prefix, endpoint (empty means AWS; set for MinIO, Ceph and the like) and
+    # region. Credentials come from boto3's usual chain (AWS_* variables, profiles, instance roles)
+    # unless both keys are given here.
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
     # Server processes; each is a full event loop. 0 means one per CPU core.
     workers: int = 1
     log_level: str = "info"
@@ -83,6 +95,14 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"setting 'auth': expected one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        if self.storage not in STORAGE_KINDS:
+            raise ValueError(
+                f"setting 'storage': expected one of {', '.join(STORAGE_KINDS)}, not {self.storage!r}"
+            )
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("setting 'storage: s3' needs 's3_bucket'")
+        if bool(self.s3_access_key) != bool(self.s3_secret_key):
+            raise ValueError("settings 's3_access_key' and 's3_secret_key' go together")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("settings 'tls_cert' and 'tls_key' go together")
         if self.tls_client_ca and not self.tls_cert:

@@ -1,0 +1,285 @@
+"""The BlobStore contract: one suite, run on every implementation (see conftest.py's `backend`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
+import pytest
+
+from registry.errors import ErrorCode, RegistryError
+from registry.storage import BlobStore
+from registry.types import Digest
+from tests.storage.conftest import Backend
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+SMALL = 300_000
+# Over two S3 parts and over one read piece, so every boundary is crossed.
+BIG = 12 * MiB
+
+
+def run(coroutine: Awaitable[T]) -> T:
+    async def wrapped() -> T:
+        return await coroutine
+
+    return asyncio.run(wrapped())
+
+
+async def stream(data: bytes, piece: int = 64 * 1024, fail_after: int | None = None) -> AsyncIterator[bytes]:
+    """A request body in chunks as a server receives them; `fail_after` bytes in, the client vanishes."""
+    for offset in range(0, len(data), piece):
+        if fail_after is not None and offset >= fail_after:
+            raise ConnectionResetError("client went away")
+        yield data[offset : offset + piece]
+
+
+def blob_path(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+async def read_all(store: BlobStore, digest: Digest, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([piece async for piece in store.read(digest, start, end)])
+
+
+async def append(store: BlobStore, upload_id: str, data: bytes, **kwargs: int) -> int:
+    """One request's worth of bytes into a session, as the service does it: open, write, close."""
+    writer = await store.open_upload(upload_id)
+    assert writer is not None
+    try:
+        await writer.write(stream(data, **kwargs))
+        return writer.size
+    finally:
+        await writer.close()
+
+
+async def commit(store: BlobStore, upload_id: str, digest: Digest) -> int:
+    writer = await store.open_upload(upload_id)
+    assert writer is not None
+    return await writer.commit(digest)
+
+
+@pytest.mark.parametrize("size", [0, SMALL, BIG])
+def test_ingest_stores_a_verified_blob(backend: Backend, size: int) -> None:
+    data = os.urandom(size)
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        store = backend.open()
+        assert await store.ingest(stream(data), digest) == size
+        assert await store.stat(digest) == size
+        assert await read_all(store, digest) == data
+        # Again: an existing blob is left as it is.
+        assert await store.ingest(stream(data), digest) == size
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest)}
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG])
+def test_ingest_with_a_wrong_digest_keeps_nothing(backend: Backend, size: int) -> None:
+    data = os.urandom(size)
+    wrong = Digest.of(data + b"x")
+
+    async def scenario() -> None:
+        store = backend.open()
+        with pytest.raises(RegistryError) as raised:
+            await store.ingest(stream(data), wrong)
+        assert raised.value.code is ErrorCode.DIGEST_INVALID
+        assert await store.stat(wrong) is None
+
+    run(scenario())
+    assert backend.contents() == set()
+
+
+def test_ingest_interrupted_keeps_nothing(backend: Backend) -> None:
+    data = os.urandom(BIG)
+
+    async def scenario() -> None:
+        with pytest.raises(ConnectionResetError):
+            await backend.open().ingest(stream(data, fail_after=10 * MiB), Digest.of(data))
+
+    run(scenario())
+    assert backend.contents() == set()
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_session_written_by_several_processes(backend: Backend, algorithm: str) -> None:
+    """Each request lands on a fresh store instance, so no process saw all the bytes arrive."""
+    pieces = [os.urandom(6 * MiB), os.urandom(3 * MiB), os.urandom(1000), os.urandom(3 * MiB)]
+    data = b"".join(pieces)
+    digest = Digest.of(data, algorithm)
+
+    async def scenario() -> None:
+        await backend.open().create_upload("session-1")
+        size = 0
+        for piece in pieces:
+            size += len(piece)
+            assert await append(backend.open(), "session-1", piece) == size
+        assert await commit(backend.open(), "session-1", digest) == len(data)
+        store = backend.open()
+        assert await store.stat(digest) == len(data)
+        assert await read_all(store, digest) == data
+        assert await store.open_upload("session-1") is None
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest)}
+
+
+def test_session_in_one_process_in_small_chunks(backend: Backend) -> None:
+    """The common case: one connection, many PATCHes, the running hash kept between them."""
+    data = os.urandom(BIG + 12345)
+    digest = Digest.of(data)
+    step = MiB + 7
+
+    async def scenario() -> None:
+        store = backend.open()
+        await store.create_upload("session-2")
+        for offset in range(0, len(data), step):
+            assert await append(store, "session-2", data[offset : offset + step]) == min(
+                offset + step, len(data)
+            )
+        assert await commit(store, "session-2", digest) == len(data)
+        assert await read_all(store, digest) == data
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest)}
+
+
+@pytest.mark.parametrize("failed_size", [MiB, 10 * MiB])
+def test_failed_write_keeps_nothing_of_that_call(backend: Backend, failed_size: int) -> None:
+    head = os.urandom(6 * MiB + 17)
+    rest = os.urandom(4 * MiB)
+    digest = Digest.of(head + rest)
+
+    async def scenario() -> None:
+        store = backend.open()
+        await store.create_upload("session-3")
+        assert await append(store, "session-3", head) == len(head)
+        with pytest.raises(ConnectionResetError):
+            await append(store, "session-3", os.urandom(failed_size + MiB), fail_after=failed_size)
+        writer = await store.open_upload("session-3")
+        assert writer is not None and writer.size == len(head)
+        await writer.close()
+        # The retry, from another process, sees the session exactly as before the failure.
+        assert await append(backend.open(), "session-3", rest) == len(head) + len(rest)
+        assert await commit(store, "session-3", digest) == len(head) + len(rest)
+        assert await read_all(store, digest) == head + rest
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest)}
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG])
+def test_commit_with_a_wrong_digest_discards_the_session(backend: Backend, size: int) -> None:
+    data = os.urandom(size)
+    wrong = Digest.of(b"something else")
+
+    async def scenario() -> None:
+        store = backend.open()
+        await store.create_upload("session-4")
+        await append(store, "session-4", data)
+        with pytest.raises(RegistryError) as raised:
+            await commit(store, "session-4", wrong)
+        assert raised.value.code is ErrorCode.DIGEST_INVALID
+        assert await store.stat(wrong) is None
+        await store.delete_upload("session-4")
+        assert await store.open_upload("session-4") is None
+
+    run(scenario())
+    assert backend.contents() == set()
+
+
+def test_empty_session_commits_the_empty_blob(backend: Backend) -> None:
+    digest = Digest.of(b"")
+
+    async def scenario() -> None:
+        store = backend.open()
+        await store.create_upload("session-5")
+        assert await commit(store, "session-5", digest) == 0
+        assert await store.stat(digest) == 0
+        assert await read_all(store, digest) == b""
+
+    run(scenario())
+
+
+def test_deleted_and_unknown_sessions(backend: Backend) -> None:
+    async def scenario() -> None:
+        store = backend.open()
+        assert await store.open_upload("never-created") is None
+        await store.create_upload("session-6")
+        await append(store, "session-6", os.urandom(7 * MiB))
+        await backend.open().delete_upload("session-6")
+        assert await store.open_upload("session-6") is None
+        await store.delete_upload("session-6")
+
+    run(scenario())
+    assert backend.contents() == set()
+
+
+def test_read_ranges(backend: Backend) -> None:
+    data = os.urandom(BIG)
+    digest = Digest.of(data)
+    size = len(data)
+    ranges = [
+        (0, None),
+        (0, 1),
+        (3, 3),
+        (5, 100),
+        (8 * MiB - 3, 8 * MiB + 5),
+        (4 * MiB, None),
+        (size - 1, None),
+        (size - 10, size),
+        (size - 10, size + 100),
+        (size, None),
+    ]
+
+    async def scenario() -> None:
+        store = backend.open()
+        await store.ingest(stream(data), digest)
+        for start, end in ranges:
+            assert await read_all(store, digest, start, end) == data[start:end], (start, end)
+
+    run(scenario())
+
+
+def test_stat_and_delete(backend: Backend) -> None:
+    data = b"config"
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        store = backend.open()
+        assert await store.stat(digest) is None
+        await store.delete(digest)
+        await store.ingest(stream(data), digest)
+        assert await backend.open().stat(digest) == len(data)
+        await store.delete(digest)
+        assert await store.stat(digest) is None
+
+    run(scenario())
+    assert backend.contents() == set()
+
+
+def test_purge_removes_only_old_ingest_leftovers(backend: Backend) -> None:
+    data = b"kept"
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        store = backend.open()
+        backend.plant_ingest_leftover()
+        await store.ingest(stream(data), digest)
+        await store.create_upload("session-7")
+        await append(store, "session-7", b"staged")
+        # Not a count: moto reports every multipart upload as begun in 2010, so it goes at once.
+        await store.purge_ingest(time.time() - 3600)
+        assert "ingest/" in {name.removeprefix("multipart:")[:7] for name in backend.contents()}
+        assert await store.purge_ingest(time.time() + 60) >= 1
+        assert await store.stat(digest) == len(data)
+        assert await append(store, "session-7", b"more") == len(b"stagedmore")
+        assert await commit(store, "session-7", Digest.of(b"stagedmore")) == len(b"stagedmore")
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest), blob_path(Digest.of(b"stagedmore"))}
