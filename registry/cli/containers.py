@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.cli.images import client_options, pull_for_run
+
 if TYPE_CHECKING:  # imported by the commands themselves, so other commands start without them
     from registry.runtime.containers import Runtime
     from registry.runtime.state import Container
@@ -28,7 +30,8 @@ def parse_bytes(text: str) -> int:
 
 
 def register(commands: Any) -> None:
-    run = commands.add_parser("run", help="run a command in a new container")
+    store, network = client_options()
+    run = commands.add_parser("run", help="run a command in a new container", parents=[store, network])
     _process_arguments(run)
     run.add_argument(
         "--rm", dest="auto_remove", action="store_true", help="remove the container when it exits"
@@ -44,7 +47,13 @@ def register(commands: Any) -> None:
     run.add_argument("-m", "--memory", type=parse_bytes, help="memory limit (bytes, or 64m, 1g, ...)")
     run.add_argument("--pids-limit", type=int, help="limit on the number of processes")
     run.add_argument("--hostname", help="the container's host name (default: its short ID)")
-    run.add_argument("--root", type=Path, help="local image store (REGISTRY_CLIENT_ROOT)")
+    run.add_argument(
+        "--pull",
+        choices=("missing", "never"),
+        default="missing",
+        help="pull the image when it is not in the local store (default), or never",
+    )
+    run.add_argument("--platform", help="os/arch[/variant] to pull, when pulling from a multi-platform image")
     run.add_argument("image", help="image reference or ID in the local store")
     run.add_argument("args", nargs=argparse.REMAINDER, help="command and arguments")
     run.set_defaults(run=run_run)
@@ -119,7 +128,11 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         image = ImageStore(args.root).image(args.image)
     except ImageNotFound:
-        return _error(f"Unable to find image {args.image!r} locally: `registry pull {args.image}` first", 125)
+        if args.pull == "never":
+            return _error(f"Unable to find image {args.image!r} locally (--pull never)", 125)
+        if pull_for_run(args) != 0:
+            return RUNTIME_FAILED
+        image = ImageStore(args.root).image(args.image)
     runtime = _runtime()
     try:
         process = spec.process(image.config, args.args, args.entrypoint, args.env, args.workdir, args.user)

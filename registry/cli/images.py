@@ -30,6 +30,7 @@ from registry.client.units import age, human_size, parse_time
 if TYPE_CHECKING:
     from registry.client.distribution import RegistryClient
     from registry.client.progress import Progress
+    from registry.client.pull import PullResult
 
 T = TypeVar("T")
 Command = Callable[[argparse.Namespace], int]
@@ -38,7 +39,8 @@ Command = Callable[[argparse.Namespace], int]
 # ---------------------------------------------------------------------------------------------- plumbing
 
 
-def _common_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Parent parsers: the local store's option, and how to reach a registry (also `run`'s, which pulls)."""
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--root", type=Path, help="local image store (REGISTRY_CLIENT_ROOT)")
     network = argparse.ArgumentParser(add_help=False)
@@ -109,19 +111,35 @@ def _progress(args: argparse.Namespace) -> Progress:
 # ---------------------------------------------------------------------------------------------- pull, push
 
 
-def run_pull(args: argparse.Namespace) -> int:
+def _pull(args: argparse.Namespace, text: str, progress: Progress) -> PullResult:
     from registry.client.platforms import Platform
     from registry.client.pull import Puller
 
-    reference = references.parse(args.reference)
+    reference = references.parse(text)
     platform = Platform.parse(args.platform) if args.platform else None
-    progress = _progress(args)
-    result = _connected(
+    return _connected(
         args,
         reference.api_host,
         _stored_credentials(args, reference.domain),
         lambda client: Puller(_store(args), client, progress, platform).pull(reference),
     )
+
+
+@_reporting
+def pull_for_run(args: argparse.Namespace) -> int:
+    """Pull the image `registry run` did not find, as Docker does; progress goes to stderr, since
+    stdout is the container's."""
+    from registry.client.progress import Progress
+
+    print(f"Unable to find image {args.image!r} locally", file=sys.stderr)
+    result = _pull(args, args.image, Progress(sys.stderr))
+    print(f"Digest: {result.digest}", file=sys.stderr)
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    progress = _progress(args)
+    result = _pull(args, args.reference, progress)
     progress.message(f"Digest: {result.digest}")
     status = (
         "Downloaded newer image for" if result.updated or result.downloaded else "Image is up to date for"
@@ -444,7 +462,7 @@ def run_logout(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    store, network = _common_options()
+    store, network = client_options()
     _add_pull(commands.add_parser("pull", help="download an image from a registry", parents=[store, network]))
     _add_push(commands.add_parser("push", help="upload an image to a registry", parents=[store, network]))
     _add_images(commands.add_parser("images", help="list local images", parents=[store]))

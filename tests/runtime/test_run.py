@@ -232,3 +232,17 @@ def test_overlay_falls_back_to_a_copy(registry: Registry, image: str, tmp_path: 
     assert result.stdout.splitlines() == [MOTD.strip(), ' "storage": "copy",']
     with tarfile.open(tmp_path / "export.tar") as archive:
         assert archive.extractfile("root/file").read() == b"kept\n"  # type: ignore[union-attr]
+
+
+def test_a_missing_image_is_pulled_first_unless_told_not_to(
+    registry: Registry, image: str, tmp_path: Path
+) -> None:
+    empty = str(tmp_path / "empty-store")
+    refused = registry("run", "--rm", "--root", empty, "--pull", "never", image, "true")
+    assert refused.returncode == 125
+    assert "Unable to find image" in refused.stderr
+
+    result = registry("run", "--rm", "--root", empty, image, "cat", "/etc/motd")
+    assert (result.returncode, result.stdout) == (0, MOTD), result.stderr  # stdout is the container's alone
+    assert "Unable to find image" in result.stderr and "Digest: sha256:" in result.stderr
+    assert registry("images", "--root", empty, "-q").stdout.strip()  # it stays in that store
