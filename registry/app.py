@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import API_VERSION_HEADER, http_error, internal_error, registry_error
+from registry.api.common import API_VERSION_HEADER, error_response, http_error, internal_error, registry_error
 from registry.api.routes import ROUTES
 from registry.config import Settings
-from registry.errors import RegistryError
+from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, SQLIndex
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
@@ -92,6 +92,29 @@ class _VersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
+class _ReadOnly:
+    """`read_only: true`: pulls are served, every change under /v2/ is refused (while `registry gc` runs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in ("GET", "HEAD")
+            and scope["path"].startswith("/v2/")
+        ):
+            refused = RegistryError(
+                ErrorCode.UNSUPPORTED,
+                {"reason": "read-only mode"},
+                message="the registry is read-only",
+                status=405,
+            )
+            await error_response(refused)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
     interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
@@ -137,5 +160,7 @@ def create_app(settings: Settings) -> Starlette:
         from registry.auth.middleware import AuthMiddleware
 
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
+    if settings.read_only:
+        app.add_middleware(_ReadOnly)
     app.add_middleware(_VersionHeader)
     return app

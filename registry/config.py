@@ -53,6 +53,8 @@ class Settings:
     upload_expiry: int = 24 * 3600
     # Seconds SIGTERM waits for in-flight requests before closing.
     shutdown_timeout: float = 30.0
+    # Serve pulls only: every change under /v2/ is refused. Set it while `registry gc` runs.
+    read_only: bool = False
 
     # Who may do what. "none" is only allowed on a loopback address unless allow_anonymous_remote.
     auth: str = "none"

@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from registry.cli import cert, containers, images, serve, users
+from registry.cli import cert, containers, gc, images, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry", description="A private OCI container registry.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
+    gc.register(commands)
     images.register(commands)
     users.register(commands)
     cert.register(commands)

@@ -90,6 +90,14 @@ class MetadataIndex(Protocol):
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
+    async def unreferenced_blobs(self) -> list[str]:
+        """Blobs no repository links and no manifest references: what garbage collection may remove."""
+        ...
+
+    async def forget_blob(self, digest: str) -> bool:
+        """Drop a blob's record if it is still unreferenced; True when it was, and its bytes may go."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:

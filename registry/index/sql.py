@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
+    exists,
     make_url,
     select,
     update,
@@ -74,6 +75,14 @@ _MANIFEST_BY_TAG = (
     .join(Tag, Tag.manifest_id == Manifest.id)
     .join(Repository, Repository.id == Tag.repository_id)
     .where(Repository.name == bindparam("repository"), Tag.name == bindparam("reference"))
+)
+_UNREFERENCED_BLOBS = (
+    select(Blob.digest)
+    .where(
+        ~exists().where(RepositoryBlob.digest == Blob.digest),
+        ~exists().where(ManifestReference.digest == Blob.digest),
+    )
+    .order_by(Blob.digest)
 )
 _REPOSITORY = select(Repository.id).where(Repository.name == bindparam("repository"))
 # "" sorts before every name, so an absent `last` is simply "".
@@ -175,6 +184,11 @@ class _WriteStatements:
             ManifestReference.manifest_id == bindparam("manifest_id")
         )
         self.delete_manifest = delete(Manifest).where(Manifest.id == bindparam("manifest_id"))
+        self.forget_blob = delete(Blob).where(
+            Blob.digest == bindparam("digest"),
+            ~exists().where(RepositoryBlob.digest == Blob.digest),
+            ~exists().where(ManifestReference.digest == Blob.digest),
+        )
         self.add_upload = insert(table(Upload)).values(id=bindparam("id"), repository=bindparam("repository"))
         self.touch_upload = (
             update(Upload).where(Upload.id == bindparam("upload")).values(updated_at=bindparam("now"))
@@ -434,6 +448,14 @@ class SQLIndex:
         rows = await self._rows(_REFERRERS, repository=repository, subject=subject)
         return [ManifestRecord(*row) for row in rows]
 
+    # Garbage collection
+
+    async def unreferenced_blobs(self) -> list[str]:
+        return await self._column(_UNREFERENCED_BLOBS)
+
+    async def forget_blob(self, digest: str) -> bool:
+        return await self._transaction(_deleted_any, self._writes.forget_blob, {"digest": digest})
+
 
 def _limit(limit: int | None) -> int:
     # SQLite and PostgreSQL both want a number; -1 is "no limit" to SQLite but an error to PostgreSQL.
@@ -454,3 +476,7 @@ def _missing(conn: Connection, query: Select, repository_id: int | None, wanted:
 
 def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:
     return list(conn.scalars(select(Upload.id).where(Upload.updated_at < before)))
+
+
+def _deleted_any(conn: Connection, statement: Executable, params: dict[str, Any]) -> bool:
+    return conn.execute(statement, params).rowcount > 0
