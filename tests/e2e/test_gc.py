@@ -6,7 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.oci import errors, image_manifest, push_blob, put_manifest, sha256
+from tests.support.server import RegistryProcess
+
+
+@pytest.fixture
+def own_database(database: str, request: pytest.FixtureRequest) -> str:
+    """An index of this test's own: gc looks at every blob in the index, and the session's PostgreSQL
+    database is shared by every test."""
+    return request.getfixturevalue("postgres").new_database() if database else ""
 
 
 def _gc(data_dir: Path, database: str, *flags: str) -> str:
@@ -23,20 +33,23 @@ def _stored(data_dir: Path, digest: str) -> bool:
     return (data_dir / "blobs" / "blobs" / algorithm / hexdigest[:2] / hexdigest).exists()
 
 
-def test_gc_removes_only_unreferenced_blobs(make_server, tmp_path: Path, database: str) -> None:
+def test_gc_removes_only_unreferenced_blobs(tmp_path: Path, own_database: str) -> None:
     data_dir = tmp_path / "data"
-    server = make_server(data_dir)
-    with server.client() as client:
-        orphan = push_blob(client, "gc/a", b"pushed, then deleted")
-        assert client.delete(f"/v2/gc/a/blobs/{orphan}").status_code == 202
-        shared = push_blob(client, "gc/a", b"in two repositories")
-        push_blob(client, "gc/b", b"in two repositories")
-        client.delete(f"/v2/gc/a/blobs/{shared}")  # still linked in gc/b
-        body = image_manifest(client, "gc/m", layers=[b"kept by a manifest"])
-        assert put_manifest(client, "gc/m", "v1", body).status_code == 201
-        layer = sha256(b"kept by a manifest")
-        client.delete(f"/v2/gc/m/blobs/{layer}")  # unlinked, but the manifest still references it
-    server.stop()
+    database = own_database
+    server = RegistryProcess(data_dir, database).start()
+    try:
+        with server.client() as client:
+            orphan = push_blob(client, "gc/a", b"pushed, then deleted")
+            assert client.delete(f"/v2/gc/a/blobs/{orphan}").status_code == 202
+            shared = push_blob(client, "gc/a", b"in two repositories")
+            push_blob(client, "gc/b", b"in two repositories")
+            client.delete(f"/v2/gc/a/blobs/{shared}")  # still linked in gc/b
+            body = image_manifest(client, "gc/m", layers=[b"kept by a manifest"])
+            assert put_manifest(client, "gc/m", "v1", body).status_code == 201
+            layer = sha256(b"kept by a manifest")
+            client.delete(f"/v2/gc/m/blobs/{layer}")  # unlinked, but the manifest still references it
+    finally:
+        server.stop()
 
     assert _gc(data_dir, database, "--dry-run") == "would delete 1 blob(s), 20 bytes\n"
     assert _stored(data_dir, orphan)
@@ -45,13 +58,16 @@ def test_gc_removes_only_unreferenced_blobs(make_server, tmp_path: Path, databas
     assert _stored(data_dir, shared) and _stored(data_dir, layer)
     assert _gc(data_dir, database) == "deleted 0 blob(s), 0 bytes\n"
 
-    server = make_server(data_dir)
-    with server.client() as client:
-        assert client.get(f"/v2/gc/b/blobs/{shared}").content == b"in two repositories"
-        assert client.get("/v2/gc/m/manifests/v1").content == body
-        # The collected blob can be pushed again.
-        assert push_blob(client, "gc/a", b"pushed, then deleted") == orphan
-        assert client.get(f"/v2/gc/a/blobs/{orphan}").content == b"pushed, then deleted"
+    server = RegistryProcess(data_dir, database).start()
+    try:
+        with server.client() as client:
+            assert client.get(f"/v2/gc/b/blobs/{shared}").content == b"in two repositories"
+            assert client.get("/v2/gc/m/manifests/v1").content == body
+            # The collected blob can be pushed again.
+            assert push_blob(client, "gc/a", b"pushed, then deleted") == orphan
+            assert client.get(f"/v2/gc/a/blobs/{orphan}").content == b"pushed, then deleted"
+    finally:
+        server.stop()
 
 
 def test_read_only_serves_pulls_and_refuses_changes(make_server, tmp_path: Path) -> None:
