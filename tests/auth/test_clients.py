@@ -169,9 +169,8 @@ def podman() -> Iterator[Podman]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_podman_login_push_pull_over_tls(registry: Registry, layout: Path, skopeo, podman: Podman) -> None:
-    certs = str(registry.certs)
-    source = f"{registry.host}/alice/podman-src:1"
+def _push_as_alice(skopeo, certs: str, layout: Path, reference: str) -> None:
+    """Put the test image in place over TLS with alice's credentials, for a client to pull."""
     ok(
         skopeo(
             "copy",
@@ -180,9 +179,15 @@ def test_podman_login_push_pull_over_tls(registry: Registry, layout: Path, skope
             "--dest-cert-dir",
             certs,
             f"oci:{layout}:1",
-            f"docker://{source}",
+            f"docker://{reference}",
         )
     )
+
+
+def test_podman_login_push_pull_over_tls(registry: Registry, layout: Path, skopeo, podman: Podman) -> None:
+    certs = str(registry.certs)
+    source = f"{registry.host}/alice/podman-src:1"
+    _push_as_alice(skopeo, certs, layout, source)
 
     denied = podman("pull", "--cert-dir", certs, source, check=False)
     refused(denied, "unauthorized", "authentication required")
@@ -231,17 +236,7 @@ def test_docker_login_push_pull(
 ) -> None:
     certs = str(registry.certs)
     source = f"{registry.host}/alice/docker-src:1"
-    ok(
-        skopeo(
-            "copy",
-            "--dest-creds",
-            "alice:alice-password",
-            "--dest-cert-dir",
-            certs,
-            f"oci:{layout}:1",
-            f"docker://{source}",
-        )
-    )
+    _push_as_alice(skopeo, certs, layout, source)
 
     wrong = docker("login", "-u", "alice", "--password", "wrong-password", registry.host, check=False)
     refused(wrong, "unauthorized", "invalid")
