@@ -92,9 +92,8 @@ def refused(result: subprocess.CompletedProcess[str], *reasons: str) -> None:
     assert any(re.search(reason, result.stderr, re.IGNORECASE) for reason in reasons), result.stderr
 
 
-def test_skopeo_with_credentials(registry: Registry, layout: Path, skopeo) -> None:
-    target = f"docker://{registry.host}/alice/busybox:1"
-    certs = str(registry.certs)
+def _push_as_alice(skopeo, certs: str, layout: Path, reference: str) -> None:
+    """Put the test image in place over TLS with alice's credentials, for a client to pull."""
     ok(
         skopeo(
             "copy",
@@ -103,9 +102,15 @@ def test_skopeo_with_credentials(registry: Registry, layout: Path, skopeo) -> No
             "--dest-cert-dir",
             certs,
             f"oci:{layout}:1",
-            target,
+            f"docker://{reference}",
         )
     )
+
+
+def test_skopeo_with_credentials(registry: Registry, layout: Path, skopeo) -> None:
+    target = f"docker://{registry.host}/alice/busybox:1"
+    certs = str(registry.certs)
+    _push_as_alice(skopeo, certs, layout, target.removeprefix("docker://"))
     listing = ok(
         skopeo(
             "list-tags",
@@ -167,21 +172,6 @@ def podman() -> Iterator[Podman]:
     yield instance
     instance("system", "reset", "--force", check=False)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _push_as_alice(skopeo, certs: str, layout: Path, reference: str) -> None:
-    """Put the test image in place over TLS with alice's credentials, for a client to pull."""
-    ok(
-        skopeo(
-            "copy",
-            "--dest-creds",
-            "alice:alice-password",
-            "--dest-cert-dir",
-            certs,
-            f"oci:{layout}:1",
-            f"docker://{reference}",
-        )
-    )
 
 
 def test_podman_login_push_pull_over_tls(registry: Registry, layout: Path, skopeo, podman: Podman) -> None:

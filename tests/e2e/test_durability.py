@@ -42,6 +42,19 @@ def _stream_slowly(
         connection.close()
 
 
+def _start_slow_patch(
+    server: RegistryProcess, location: str, data: bytes, piece: int, until: int
+) -> tuple[threading.Thread, dict]:
+    """Start a slow PATCH of `data` in `piece`-sized sends; return once `until` bytes are out."""
+    result: dict = {}
+    pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+    sender = threading.Thread(target=_stream_slowly, args=(server, location, pieces, 0.05, result))
+    sender.start()
+    while result.get("sent", 0) < until:
+        time.sleep(0.01)
+    return sender, result
+
+
 def test_sigkill_mid_upload_leaves_nothing_visible_and_keeps_acknowledged_content(
     make_server, tmp_path: Path
 ) -> None:
@@ -55,12 +68,7 @@ def test_sigkill_mid_upload_leaves_nothing_visible_and_keeps_acknowledged_conten
 
         big = os.urandom(16 << 20)
         location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
-        result: dict = {}
-        pieces = [big[i : i + (1 << 20)] for i in range(0, len(big), 1 << 20)]
-        sender = threading.Thread(target=_stream_slowly, args=(server, location, pieces, 0.05, result))
-        sender.start()
-        while result.get("sent", 0) < 6 << 20:
-            time.sleep(0.01)
+        sender, result = _start_slow_patch(server, location, big, 1 << 20, 6 << 20)
         server.stop(signal.SIGKILL)
         sender.join()
         assert "status" not in result  # the request was never acknowledged
@@ -131,12 +139,7 @@ def test_sigterm_finishes_in_flight_requests(make_server) -> None:
     data = os.urandom(4 << 20)
     with server.client() as client:
         location = client.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
-    result: dict = {}
-    pieces = [data[i : i + (256 << 10)] for i in range(0, len(data), 256 << 10)]
-    sender = threading.Thread(target=_stream_slowly, args=(server, location, pieces, 0.05, result))
-    sender.start()
-    while result.get("sent", 0) < 1 << 20:
-        time.sleep(0.01)
+    sender, result = _start_slow_patch(server, location, data, 256 << 10, 1 << 20)
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)
     sender.join()
