@@ -41,6 +41,14 @@ class MissingReferences(Exception):
         self.manifests = list(manifests)
 
 
+class UploadBusy(Exception):
+    """Another request holds the upload session's write claim."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__("the upload session is being written by another request")
+        self.holder = holder
+
+
 class MetadataIndex(Protocol):
     async def open(self) -> None: ...
 
@@ -64,7 +72,25 @@ class MetadataIndex(Protocol):
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool: ...
 
-    async def touch_upload(self, upload_id: str) -> None: ...
+    async def claim_upload(self, upload_id: str, repository: str, writer: str, lease: float) -> int | None:
+        """Make `writer` the session's only writer for `lease` seconds and return the claim's generation.
+
+        None when there is no such session in the repository; raises UploadBusy (naming the holder)
+        while another writer's claim is unexpired.
+        """
+        ...
+
+    async def take_over_upload(self, upload_id: str, holder: str, writer: str, lease: float) -> int | None:
+        """Move the claim from `holder` (known to be dead) to `writer`; None if `holder` no longer has it."""
+        ...
+
+    async def renew_upload(self, upload_id: str, writer: str, lease: float) -> bool:
+        """Extend `writer`'s claim; False when it no longer holds it (session gone, or taken over)."""
+        ...
+
+    async def release_upload(self, upload_id: str, writer: str) -> bool:
+        """End `writer`'s claim, marking the session active now; False when it no longer held it."""
+        ...
 
     async def delete_upload(self, upload_id: str) -> None: ...
 

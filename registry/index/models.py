@@ -127,6 +127,13 @@ class Upload(Base):
     repository: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # The one request allowed to write the session's bytes, until `lease_until` unless it renews; two
+    # writers at once could leave bytes that no hash kept by either of them describes.
+    writer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Counts claims, so a process can tell whether the running hash it kept is still about the bytes
+    # stored: only when the claim before the current one was its own.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class User(Base):

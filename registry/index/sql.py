@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from sqlalchemy import (
     event,
     exists,
     make_url,
+    or_,
     select,
     update,
 )
@@ -26,7 +27,7 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
-from registry.index.base import ManifestPut, ManifestRecord, MissingReferences
+from registry.index.base import ManifestPut, ManifestRecord, MissingReferences, UploadBusy
 from registry.index.models import (
     Blob,
     Manifest,
@@ -190,8 +191,44 @@ class _WriteStatements:
             ~exists().where(ManifestReference.digest == Blob.digest),
         )
         self.add_upload = insert(table(Upload)).values(id=bindparam("id"), repository=bindparam("repository"))
-        self.touch_upload = (
-            update(Upload).where(Upload.id == bindparam("upload")).values(updated_at=bindparam("now"))
+        self.claim_upload = (
+            update(Upload)
+            .where(
+                Upload.id == bindparam("upload"),
+                Upload.repository == bindparam("in_repository"),
+                or_(Upload.writer.is_(None), Upload.lease_until < bindparam("now")),
+            )
+            .values(
+                writer=bindparam("claimant"),
+                lease_until=bindparam("until"),
+                generation=Upload.generation + 1,
+                updated_at=bindparam("now"),
+            )
+            .returning(Upload.generation)
+        )
+        self.upload_holder = select(Upload.writer).where(
+            Upload.id == bindparam("upload"), Upload.repository == bindparam("in_repository")
+        )
+        self.take_over_upload = (
+            update(Upload)
+            .where(Upload.id == bindparam("upload"), Upload.writer == bindparam("holder"))
+            .values(
+                writer=bindparam("claimant"),
+                lease_until=bindparam("until"),
+                generation=Upload.generation + 1,
+                updated_at=bindparam("now"),
+            )
+            .returning(Upload.generation)
+        )
+        self.renew_upload = (
+            update(Upload)
+            .where(Upload.id == bindparam("upload"), Upload.writer == bindparam("claimant"))
+            .values(lease_until=bindparam("until"), updated_at=bindparam("now"))
+        )
+        self.release_upload = (
+            update(Upload)
+            .where(Upload.id == bindparam("upload"), Upload.writer == bindparam("claimant"))
+            .values(writer=None, lease_until=None, updated_at=bindparam("now"))
         )
         self.delete_upload = delete(Upload).where(Upload.id == bindparam("id"))
 
@@ -358,8 +395,32 @@ class SQLIndex:
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
         return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
 
-    async def touch_upload(self, upload_id: str) -> None:
-        await self._transaction(_execute, self._writes.touch_upload, {"upload": upload_id, "now": utcnow()})
+    async def claim_upload(self, upload_id: str, repository: str, writer: str, lease: float) -> int | None:
+        return await self._transaction(self._claim_upload, upload_id, repository, writer, lease)
+
+    def _claim_upload(
+        self, conn: Connection, upload_id: str, repository: str, writer: str, lease: float
+    ) -> int | None:
+        params = {"upload": upload_id, "in_repository": repository, "claimant": writer, **_lease(lease)}
+        generation = conn.scalar(self._writes.claim_upload, params)
+        if generation is not None:
+            return generation
+        holder = conn.execute(self._writes.upload_holder, params).first()
+        if holder is None:
+            return None
+        raise UploadBusy(holder[0])
+
+    async def take_over_upload(self, upload_id: str, holder: str, writer: str, lease: float) -> int | None:
+        params = {"upload": upload_id, "holder": holder, "claimant": writer, **_lease(lease)}
+        return await self._transaction(_scalar, self._writes.take_over_upload, params)
+
+    async def renew_upload(self, upload_id: str, writer: str, lease: float) -> bool:
+        params = {"upload": upload_id, "claimant": writer, **_lease(lease)}
+        return await self._transaction(_changed_any, self._writes.renew_upload, params)
+
+    async def release_upload(self, upload_id: str, writer: str) -> bool:
+        params = {"upload": upload_id, "claimant": writer, "now": utcnow()}
+        return await self._transaction(_changed_any, self._writes.release_upload, params)
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._transaction(_execute, self._writes.delete_upload, {"id": upload_id})
@@ -454,7 +515,7 @@ class SQLIndex:
         return await self._column(_UNREFERENCED_BLOBS)
 
     async def forget_blob(self, digest: str) -> bool:
-        return await self._transaction(_deleted_any, self._writes.forget_blob, {"digest": digest})
+        return await self._transaction(_changed_any, self._writes.forget_blob, {"digest": digest})
 
 
 def _limit(limit: int | None) -> int:
@@ -464,6 +525,15 @@ def _limit(limit: int | None) -> int:
 
 def _execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> None:
     conn.execute(statement, params)
+
+
+def _scalar(conn: Connection, statement: Executable, params: dict[str, Any]) -> Any:
+    return conn.scalar(statement, params)
+
+
+def _lease(seconds: float) -> dict[str, datetime]:
+    now = utcnow()
+    return {"now": now, "until": now + timedelta(seconds=seconds)}
 
 
 def _missing(conn: Connection, query: Select, repository_id: int | None, wanted: Sequence[str]) -> list[str]:
@@ -478,5 +548,6 @@ def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:
     return list(conn.scalars(select(Upload.id).where(Upload.updated_at < before)))
 
 
-def _deleted_any(conn: Connection, statement: Executable, params: dict[str, Any]) -> bool:
+def _changed_any(conn: Connection, statement: Executable, params: dict[str, Any]) -> bool:
+    """Whether the statement deleted or updated any row."""
     return conn.execute(statement, params).rowcount > 0

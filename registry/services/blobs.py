@@ -7,6 +7,7 @@ that garbage collection removes, never a visible blob that is wrong or incomplet
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from registry.errors import ErrorCode, RegistryError
-from registry.index import MetadataIndex
+from registry.index import MetadataIndex, UploadBusy
+from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobWriter
 from registry.types import Digest
 
@@ -41,6 +43,16 @@ def parse_content_range(header: str) -> ByteRange:
     if last < first:
         raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, {"Content-Range": header}, status=416)
     return ByteRange(first, last)
+
+
+def _wrong_offset(size: int, message: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.BLOB_UPLOAD_INVALID,
+        {"offset": size},
+        message=message,
+        status=416,
+        headers={"Range": f"0-{size - 1}" if size else "0-0"},
+    )
 
 
 async def _exactly(chunks: AsyncIterator[bytes], expected: int) -> AsyncIterator[bytes]:
@@ -93,57 +105,70 @@ class BlobService:
         await self.index.create_upload(upload_id, repository)
         return upload_id
 
-    async def _open(self, repository: str, upload_id: str) -> BlobWriter:
+    @contextlib.asynccontextmanager
+    async def _writing(
+        self, repository: str, upload_id: str
+    ) -> AsyncIterator[tuple[SessionClaim, BlobWriter]]:
+        """Hold the session's write claim and an open writer; the claim is released on the way out.
+
+        A second writer gets 416 with the session's current Range, as for a chunk at the wrong offset.
+        """
+        try:
+            claim = await claim_session(self.index, upload_id, repository)
+        except UploadBusy:
+            size = await self._staged_size(upload_id)
+            raise _wrong_offset(size, "the upload session is being written by another request") from None
+        if claim is None:
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
         writer = None
-        if await self.index.upload_exists(upload_id, repository):
-            writer = await self.store.open_upload(upload_id)
+        try:
+            writer = await self.store.open_upload(upload_id, claim.generation)
+            if writer is None:
+                raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
+            yield claim, writer
+        finally:
+            if writer is not None:
+                await writer.close()
+            await claim.release()
+
+    async def _staged_size(self, upload_id: str) -> int:
+        writer = await self.store.open_upload(upload_id)
         if writer is None:
             raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
-        return writer
+        return writer.size
 
     async def upload_size(self, repository: str, upload_id: str) -> int:
-        writer = await self._open(repository, upload_id)
-        await writer.close()
-        return writer.size
+        if not await self.index.upload_exists(upload_id, repository):
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
+        return await self._staged_size(upload_id)
 
     async def append(
         self, repository: str, upload_id: str, body: AsyncIterator[bytes], content_range: str | None
     ) -> int:
         """Stream a chunk (or, without Content-Range, the rest of the blob) into a session."""
-        writer = await self._open(repository, upload_id)
-        try:
+        async with self._writing(repository, upload_id) as (claim, writer):
             if content_range is not None:
                 span = parse_content_range(content_range)
                 if span.first != writer.size:
-                    raise RegistryError(
-                        ErrorCode.BLOB_UPLOAD_INVALID,
-                        {"offset": writer.size, "Content-Range": content_range},
-                        message="chunk does not start at the end of the upload",
-                        status=416,
-                        headers={"Range": f"0-{writer.size - 1}" if writer.size else "0-0"},
-                    )
+                    raise _wrong_offset(writer.size, "chunk does not start at the end of the upload")
                 body = _exactly(body, span.length)
-            await writer.write(body)
-            await self.index.touch_upload(upload_id)
+            await writer.write(claim.fenced(body))
             return writer.size
-        finally:
-            await writer.close()
 
     async def finish(
         self, repository: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
     ) -> None:
         """Take the last bytes, verify the digest and publish the blob; the session ends either way."""
-        writer = await self._open(repository, upload_id)
-        try:
-            await writer.write(body)
-            size = await writer.commit(digest)
-        except RegistryError as error:
-            if error.code is ErrorCode.DIGEST_INVALID:
-                await self._discard(upload_id)
-            else:
-                await writer.close()
-            raise
-        await self.index.link_blob(repository, str(digest), size, upload_id)
+        async with self._writing(repository, upload_id) as (claim, writer):
+            await writer.write(claim.fenced(body))
+            claim.check()
+            try:
+                size = await writer.commit(digest)
+            except RegistryError as error:
+                if error.code is ErrorCode.DIGEST_INVALID:
+                    await self._discard(upload_id)
+                raise
+            await self.index.link_blob(repository, str(digest), size, upload_id)
 
     async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
         """A monolithic upload: no session is recorded, the store takes the bytes in one go."""

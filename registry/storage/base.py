@@ -27,7 +27,8 @@ class BlobWriter(Protocol):
     async def commit(self, expected: Digest) -> int:
         """Verify the content against `expected` and make it a blob; returns its size.
 
-        Raises DIGEST_INVALID (and discards the session) when the bytes do not match.
+        Raises DIGEST_INVALID (and discards the session) when the bytes do not match. An object already
+        at the digest's address is never trusted: the verified bytes replace it.
         """
         ...
 
@@ -48,7 +49,10 @@ class BlobStore(Protocol):
     async def delete(self, digest: Digest) -> None: ...
 
     async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
-        """Store a whole blob sent in one request, verified against `expected`; returns its size."""
+        """Store a whole blob sent in one request, verified against `expected`; returns its size.
+
+        As for `commit`, the verified bytes replace whatever was at the digest's address.
+        """
         ...
 
     async def purge_ingest(self, before: float) -> int:
@@ -57,8 +61,15 @@ class BlobStore(Protocol):
 
     async def create_upload(self, upload_id: str) -> None: ...
 
-    async def open_upload(self, upload_id: str) -> BlobWriter | None:
-        """Resume a session, or None when it does not exist."""
+    async def open_upload(self, upload_id: str, generation: int | None = None) -> BlobWriter | None:
+        """Resume a session, or None when it does not exist.
+
+        `generation` is the number of the caller's write claim on the session (see
+        services/sessions.py). A running hash this process kept is only trusted when it was left by the
+        claim just before (`generation - 1`); otherwise some other writer may have changed the stored
+        bytes since, and commit hashes what is stored instead. Without a generation the writer is for
+        looking at the size only.
+        """
         ...
 
     async def delete_upload(self, upload_id: str) -> None: ...

@@ -48,11 +48,13 @@ MAX_CACHED_HASHERS = 4096
 
 
 class _HashState:
-    """A running sha256 over the first `offset` bytes of a staged file."""
+    """A running sha256 over the first `offset` bytes of a staged file, as left by write claim
+    `generation` (see BlobStore.open_upload)."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
         self.hasher = hashlib.sha256()
         self.offset = 0
+        self.generation = generation
 
 
 class FilesystemStore:
@@ -113,7 +115,7 @@ class FilesystemStore:
             return await asyncio.to_thread(self._ingest_whole, b"".join(first), expected)
         path = self._ingest / uuid.uuid4().hex
         await asyncio.to_thread(path.touch)
-        writer = _FileWriter(self, path.name, path, 0, _HashState())
+        writer = _FileWriter(self, path.name, path, 0, _HashState(), None)
         try:
             await writer.write(_chain(first, stream))
             return await writer.commit(expected)
@@ -124,14 +126,12 @@ class FilesystemStore:
         actual = hashlib.new(expected.algorithm, data).hexdigest()
         if actual != expected.hex:
             raise _digest_mismatch(expected, actual)
-        target = self.blob_path(expected)
-        if not target.exists():
-            staged = self._ingest / uuid.uuid4().hex
-            with open(staged, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            _publish(staged, target)
+        staged = self._ingest / uuid.uuid4().hex
+        with open(staged, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(staged, self.blob_path(expected))
         return len(data)
 
     async def purge_ingest(self, before: float) -> int:
@@ -149,16 +149,19 @@ class FilesystemStore:
 
     async def create_upload(self, upload_id: str) -> None:
         await asyncio.to_thread(self.upload_path(upload_id).touch, exist_ok=False)
-        self._remember(upload_id, _HashState())
 
-    async def open_upload(self, upload_id: str) -> _FileWriter | None:
+    async def open_upload(self, upload_id: str, generation: int | None = None) -> _FileWriter | None:
         path = self.upload_path(upload_id)
         try:
             size = (await aiofiles.os.stat(path)).st_size
         except FileNotFoundError:
             return None
-        state = self._hashes.pop(upload_id, None) or _HashState()
-        return _FileWriter(self, upload_id, path, size, state)
+        if generation is None:
+            return _FileWriter(self, upload_id, path, size, _HashState(), None)
+        state = self._hashes.pop(upload_id, None)
+        if state is None or state.generation != generation - 1:
+            state = _HashState()
+        return _FileWriter(self, upload_id, path, size, state, generation)
 
     async def delete_upload(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
@@ -189,7 +192,11 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def _publish(staged: Path, target: Path) -> None:
-    """Atomically move a fully written, fsynced file to its content address."""
+    """Atomically move a fully written, fsynced, verified file to its content address.
+
+    Whatever was there is replaced, never trusted: it may be a corrupt copy (a bad disk, bytes written
+    by hand), and a rename costs no more than the check that would have skipped it.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staged, target)
     dir_fd = os.open(target.parent, os.O_RDONLY)
@@ -200,12 +207,22 @@ def _publish(staged: Path, target: Path) -> None:
 
 
 class _FileWriter:
-    def __init__(self, store: FilesystemStore, upload_id: str, path: Path, size: int, state: _HashState):
+    def __init__(
+        self,
+        store: FilesystemStore,
+        upload_id: str,
+        path: Path,
+        size: int,
+        state: _HashState,
+        generation: int | None,
+    ) -> None:
         self._store = store
         self._id = upload_id
         self._path = path
         self._size = size
         self._state = state
+        # The write claim this writer works under; None for a single-request ingest or a look at the size.
+        self._generation = generation
 
     @property
     def size(self) -> int:
@@ -288,14 +305,12 @@ class _FileWriter:
         finally:
             if fd >= 0:
                 os.close(fd)
-        target = self._store.blob_path(expected)
-        if target.exists():
-            self._path.unlink(missing_ok=True)
-        else:
-            _publish(self._path, target)
+        _publish(self._path, self._store.blob_path(expected))
 
     async def close(self) -> None:
-        self._store._remember(self._id, self._state)
+        if self._generation is not None:
+            self._state.generation = self._generation
+            self._store._remember(self._id, self._state)
 
 
 def _digest_mismatch(expected: Digest, actual_hex: str) -> RegistryError:

@@ -62,11 +62,13 @@ MAX_CACHED_HASHERS = 4096
 
 
 class _HashState:
-    """A running sha256 over the first `offset` bytes of a session."""
+    """A running sha256 over the first `offset` bytes of a session, as left by write claim `generation`
+    (see BlobStore.open_upload)."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
         self.hasher = hashlib.sha256()
         self.offset = 0
+        self.generation = generation
 
 
 @dataclass
@@ -230,8 +232,7 @@ class S3Store:
         else:
             data = b"".join(buffer)
             _verify(expected, hasher.hexdigest())
-            if await self.stat(expected) is None:
-                await self._call("put_object", Key=self.blob_key(expected), Body=data)
+            await self._call("put_object", Key=self.blob_key(expected), Body=data)
             return len(data)
         key = f"{self.prefix}ingest/{uuid.uuid4().hex}"
         multipart = (await self._call("create_multipart_upload", Key=key))["UploadId"]
@@ -285,9 +286,8 @@ class S3Store:
 
     async def create_upload(self, upload_id: str) -> None:
         await self._save_state(upload_id, _Session())
-        self._remember(upload_id, _HashState())
 
-    async def open_upload(self, upload_id: str) -> _S3Writer | None:
+    async def open_upload(self, upload_id: str, generation: int | None = None) -> _S3Writer | None:
         try:
             response = await self._call("get_object", Key=self.upload_key(upload_id, "state"))
         except ClientError as error:
@@ -295,14 +295,16 @@ class S3Store:
                 return None
             raise
         session = _Session.from_json(await asyncio.to_thread(response["Body"].read))
+        if generation is None:
+            return _S3Writer(self, upload_id, session, None, None)
         state = self._hashes.pop(upload_id, None)
-        if state is None and session.size == 0:
-            # Created by another process but still empty: this one can hash every byte itself.
-            state = _HashState()
-        elif state is not None and state.offset != session.size:
-            # Another process appended since; its bytes will be hashed from the assembled object.
+        if state is not None and (state.generation != generation - 1 or state.offset != session.size):
+            # Another writer came in between; the bytes will be hashed from the assembled object.
             state = None
-        return _S3Writer(self, upload_id, session, state)
+        if state is None and session.size == 0:
+            # Still empty: this writer can hash every byte itself.
+            state = _HashState()
+        return _S3Writer(self, upload_id, session, state, generation)
 
     async def delete_upload(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
@@ -354,9 +356,10 @@ class S3Store:
                 raise
 
     async def _publish(self, staged: str, digest: Digest, size: int) -> None:
-        """Copy a verified object to its content address (server-side), unless it is there already."""
-        if await self.stat(digest) is not None:
-            return
+        """Copy a verified object to its content address (server-side).
+
+        An object already there is replaced, never trusted: it may be a corrupt copy.
+        """
         target = self.blob_key(digest)
         source = {"Bucket": self.bucket, "Key": staged}
         if size <= MAX_COPY:
@@ -436,12 +439,21 @@ class _PartSender:
 
 
 class _S3Writer:
-    def __init__(self, store: S3Store, upload_id: str, session: _Session, state: _HashState | None) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        upload_id: str,
+        session: _Session,
+        state: _HashState | None,
+        generation: int | None,
+    ) -> None:
         self._store = store
         self._id = upload_id
         self._session = session
-        # None when bytes of this session arrived in another process: commit re-reads them.
+        # None when bytes of this session arrived under another writer: commit re-reads them.
         self._state = state
+        # The write claim this writer works under; None for a look at the size.
+        self._generation = generation
         # The tail's bytes when this writer already holds them, to spare commit a GET.
         self._tail: bytes | None = b"" if session.tail is None else None
 
@@ -536,8 +548,7 @@ class _S3Writer:
             if session.multipart is None:
                 # Under one part: the whole blob is the tail, already in memory.
                 _verify(expected, hashlib.new(expected.algorithm, tail).hexdigest())
-                if await store.stat(expected) is None:
-                    await store._call("put_object", Key=store.blob_key(expected), Body=tail)
+                await store._call("put_object", Key=store.blob_key(expected), Body=tail)
             else:
                 parts = list(session.parts)
                 if tail:
@@ -560,7 +571,8 @@ class _S3Writer:
         return session.size
 
     async def close(self) -> None:
-        if self._state is not None:
+        if self._state is not None and self._generation is not None:
+            self._state.generation = self._generation
             self._store._remember(self._id, self._state)
 
 

@@ -283,3 +283,28 @@ def test_purge_removes_only_old_ingest_leftovers(backend: Backend) -> None:
 
     run(scenario())
     assert backend.contents() == {blob_path(digest), blob_path(Digest.of(b"stagedmore"))}
+
+
+def test_commit_never_trusts_a_hash_another_writer_may_have_invalidated(backend: Backend) -> None:
+    """Two writers on one session (what the service's write claim prevents): the hash one of them kept
+    describes bytes the other overwrote, so a later commit must hash what is stored."""
+    run(_two_writers_then_commit(backend))
+
+
+async def _two_writers_then_commit(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    await first.create_upload("session-raced")
+    mine, theirs = os.urandom(MiB), os.urandom(MiB)
+    writer_one = await first.open_upload("session-raced", 1)
+    writer_two = await second.open_upload("session-raced", 2)
+    assert writer_one is not None and writer_two is not None
+    await writer_one.write(stream(mine))
+    await writer_two.write(stream(theirs))
+    await writer_one.close()
+    await writer_two.close()
+    final = await first.open_upload("session-raced", 3)
+    assert final is not None
+    with pytest.raises(RegistryError) as raised:
+        await final.commit(Digest.of(mine))
+    assert raised.value.code is ErrorCode.DIGEST_INVALID
+    assert await first.stat(Digest.of(mine)) is None
