@@ -30,6 +30,10 @@ _NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE: Final = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
 TAG_RE: Final = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 DIGEST_RE: Final = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+# RFC 6838 section 4.2, which the OCI image spec requires of mediaType and artifactType: at most 127
+# characters on each side, so a media type always fits the index's 255-character columns.
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MEDIA_TYPE_RE: Final = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
 # Distribution's limit; the spec lets a registry pick one and many clients assume 255.
 MAX_NAME_LENGTH: Final = 255
 
@@ -86,3 +90,7 @@ def validate_name(name: str) -> str:
 
 def valid_tag(tag: str) -> bool:
     return TAG_RE.fullmatch(tag) is not None
+
+
+def is_media_type(text: str) -> bool:
+    return MEDIA_TYPE_RE.fullmatch(text) is not None

@@ -49,7 +49,7 @@ def client(server: RegistryProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def repo(request: pytest.FixtureRequest) -> str:
     """A repository name of this test's own, so tests sharing a server never see each other's data."""
-    return "test/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
+    return "test/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:80].strip("-")
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from starlette.responses import Response, StreamingResponse
 from registry.api.common import digest_param, repository, services
 from registry.errors import ErrorCode, RegistryError
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

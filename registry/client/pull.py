@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -28,6 +27,7 @@ from registry.client.reference import Reference
 from registry.client.store import ImageStore, LocalImage
 from registry.client.tasks import run_all
 from registry.types import DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, IMAGE_TYPES, INDEX_TYPES
+from registry.untrusted_json import JSONRejected, load
 
 CONCURRENCY: Final = 3  # as Docker; on loopback more only adds contention
 PIECE: Final = 1 << 20
@@ -122,8 +122,9 @@ class Puller:
         top = await self.client.get_manifest(repository, reference.manifest_reference)
         digest = verified_digest(top, reference.digest)
         manifest, manifest_digest = top, digest
-        if _media_type(top) in INDEX_TYPES:
-            chosen = choose(json.loads(top.data), self.platform)
+        media_type, document = manifest_document(top)
+        if media_type in INDEX_TYPES:
+            chosen = choose(document, self.platform)
             manifest = await self.client.get_manifest(repository, chosen["digest"])
             manifest_digest = verified_digest(manifest, chosen["digest"])
         document = _image_manifest(manifest)
@@ -229,18 +230,27 @@ class Puller:
                     await asyncio.to_thread(sink.write, b"".join(pieces))
 
 
-def _media_type(manifest: Manifest) -> str:
+def manifest_document(manifest: Manifest) -> tuple[str, dict[str, Any]]:
+    """A pulled manifest's media type (its own field, else the response's) and its document.
+
+    The bytes come from a registry, which may be hostile: anything but a JSON object is refused here.
+    """
     try:
-        declared = json.loads(manifest.data).get("mediaType")
-    except (ValueError, AttributeError) as error:
-        raise RegistryClientError(f"the registry sent a manifest that is not JSON: {error}") from error
-    return declared or manifest.media_type
+        document = load(manifest.data)
+    except JSONRejected as error:
+        raise RegistryClientError(f"the registry sent a manifest that is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise RegistryClientError("the registry sent a manifest that is not a JSON object")
+    declared = document.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise RegistryClientError(f"the registry sent a manifest with the mediaType {declared!r}")
+    return declared or manifest.media_type, document
 
 
 def _image_manifest(manifest: Manifest) -> dict[str, Any]:
-    media_type = _media_type(manifest)
+    media_type, document = manifest_document(manifest)
     if media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
         raise RegistryClientError("Docker schema 1 manifests are not supported (they are deprecated)")
     if media_type not in IMAGE_TYPES:
         raise RegistryClientError(f"unsupported manifest type {media_type!r}")
-    return json.loads(manifest.data)
+    return document

@@ -20,7 +20,8 @@ from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobWriter
 from registry.types import Digest
 
-_CONTENT_RANGE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+# ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
+_CONTENT_RANGE = re.compile(r"(?:bytes )?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
 @dataclass(frozen=True, slots=True)

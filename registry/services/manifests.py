@@ -7,7 +7,7 @@ describes them, and parsed once at push time only to validate them and to record
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index import ManifestPut, ManifestRecord, MetadataIndex, MissingReferences
@@ -21,10 +21,14 @@ from registry.types import (
     OCI_MANIFEST,
     Digest,
     is_digest,
+    is_media_type,
     valid_tag,
 )
+from registry.untrusted_json import JSONRejected, load
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+# Go clients read a descriptor's size into an int64: a larger one makes the manifest unpullable for them.
+MAX_BLOB_SIZE: Final = 2**63 - 1
 # Layers that live outside the registry by design and so need not have been pushed.
 _FOREIGN_LAYER_TYPES = frozenset(
     {
@@ -40,12 +44,17 @@ def _invalid(reason: str, **detail: Any) -> RegistryError:
     return RegistryError(ErrorCode.MANIFEST_INVALID, {"reason": reason, **detail})
 
 
+def _is_int(value: Any) -> bool:
+    """JSON integers only: json.loads makes `2.0` a float and `true` a bool, which Go reads as neither."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _descriptor(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _invalid(f"{where} is not a descriptor")
     digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType")
-    if not isinstance(digest, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where} needs a digest and a non-negative size")
+    if not isinstance(digest, str) or not _is_int(size) or not 0 <= size <= MAX_BLOB_SIZE:
+        raise _invalid(f"{where} needs a digest and a size from 0 to {MAX_BLOB_SIZE}")
     if media_type is not None and not isinstance(media_type, str):
         raise _invalid(f"{where} has a malformed mediaType")
     try:
@@ -77,21 +86,20 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
             raise RegistryError(ErrorCode.MANIFEST_INVALID, {"tag": reference}, message="invalid tag")
         digest = Digest.of(body)
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _invalid("not valid JSON", error=str(error)) from error
+        document = load(body)
+    except JSONRejected as error:
+        raise _invalid("not valid JSON", error=str(error)) from None
     if not isinstance(document, dict):
         raise _invalid("not a JSON object")
 
     media_type = _media_type(document, content_type)
-    if document.get("schemaVersion") != 2:
+    version = document.get("schemaVersion")
+    if not _is_int(version) or version != 2:
         raise _invalid("schemaVersion must be 2")
     subject = document.get("subject")
     if subject is not None:
         subject = _descriptor(subject, "subject")["digest"]
-    artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
+    artifact_type = _artifact_type(document.get("artifactType"), "artifactType")
     annotations = document.get("annotations")
     if annotations is not None and not isinstance(annotations, dict):
         raise _invalid("annotations must be an object")
@@ -105,7 +113,7 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
             if layer.get("mediaType") not in _FOREIGN_LAYER_TYPES:
                 blobs.append(layer["digest"])
         if artifact_type is None and media_type == OCI_MANIFEST:
-            artifact_type = config.get("mediaType")
+            artifact_type = _artifact_type(config.get("mediaType"), "config.mediaType")
     else:
         children = [m["digest"] for m in _descriptors(document.get("manifests"), "manifests")]
 
@@ -120,6 +128,14 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
     )
     tag = None if is_digest(reference) else reference
     return ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), tag)
+
+
+def _artifact_type(value: Any, where: str) -> str | None:
+    """A media type the index keeps for the referrers API: RFC 6838's grammar keeps NUL, unpaired
+    surrogates and overlong text (which PostgreSQL refuses, an internal error) out of it."""
+    if value is not None and not (isinstance(value, str) and is_media_type(value)):
+        raise _invalid(f"{where} must be a media type (RFC 6838)")
+    return value
 
 
 def _media_type(document: dict[str, Any], content_type: str | None) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.unpack.errors import PathEscape, UnpackError
+from registry.unpack.headers import BadHeader, check
 from registry.unpack.limits import MAX_HEADER_BYTES, Budget, Limits
 from registry.unpack.paths import normalize, resolve
 from registry.unpack.streams import CHUNK, CORRUPT
@@ -85,8 +86,9 @@ class LayerApplier:
             stream.members.clear()
             self.budget.count_entry(self.layer, member.name)
             try:
+                check(member)
                 self.entry(stream, member)
-            except PathEscape as error:
+            except (PathEscape, BadHeader) as error:
                 raise UnpackError(self.layer, str(error), member.name) from None
             except CORRUPT as error:
                 raise UnpackError(self.layer, f"corrupt layer: {error}", member.name) from error

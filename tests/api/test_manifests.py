@@ -279,3 +279,83 @@ def test_subject_answers_oci_subject_even_when_missing(client: httpx.Client, rep
     response = put_manifest(client, repo, sha256(body), body)
     assert response.status_code == 201
     assert response.headers["OCI-Subject"] == absent
+
+
+def _hostile(client: httpx.Client, repo: str, **fields: object) -> bytes:
+    """An OCI manifest whose blobs exist, with `fields` replacing or adding top-level fields."""
+    document = json.loads(image_manifest(client, repo))
+    document.update(fields)
+    return json.dumps(document).encode()
+
+
+def _descriptor_with(client: httpx.Client, repo: str, **fields: object) -> bytes:
+    document = json.loads(image_manifest(client, repo))
+    document["layers"][0].update(fields)
+    return json.dumps(document).encode()
+
+
+_DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda c, r: _hostile(c, r).replace(
+                b'"config": {', b'"config": {"a": ' + b"[" * _DEEP + b"]" * _DEEP + b", ", 1
+            ),
+            id="deep-arrays-in-config",
+        ),
+        pytest.param(
+            lambda c, r: _hostile(c, r)[:-1] + b', "x": ' + b'{"a":' * _DEEP + b"1" + b"}" * _DEEP + b"}",
+            id="deep-objects",
+        ),
+        pytest.param(lambda c, r: b"[" * _DEEP + b"]" * _DEEP, id="deep-top-level"),
+        pytest.param(
+            lambda c, r: _hostile(c, r, nested=json.loads("[" * 200 + "]" * 200)), id="over-depth-limit"
+        ),
+        pytest.param(lambda c, r: _descriptor_with(c, r, size=10**400), id="size-10e400"),
+        pytest.param(lambda c, r: _descriptor_with(c, r, size=2**63), id="size-over-int64"),
+        pytest.param(
+            lambda c, r: _hostile(c, r)[:-1] + b', "extra": ' + b"9" * 5000 + b"}",
+            id="integer-over-python-digit-limit",
+        ),
+        pytest.param(lambda c, r: _hostile(c, r, schemaVersion=2.0), id="schema-version-float"),
+        pytest.param(lambda c, r: _hostile(c, r, extra=float("nan")), id="nan-is-not-json"),
+        pytest.param(lambda c, r: _hostile(c, r).decode().encode("utf-16"), id="utf-16"),
+        pytest.param(lambda c, r: _hostile(c, r, artifactType="a/" + "b" * 300), id="artifact-type-too-long"),
+        pytest.param(lambda c, r: _hostile(c, r, artifactType="a/b\u0000c"), id="artifact-type-nul"),
+        pytest.param(lambda c, r: _hostile(c, r, artifactType="a/\ud800"), id="artifact-type-lone-surrogate"),
+    ],
+)
+def test_hostile_manifests_are_invalid_and_change_nothing(
+    client: httpx.Client, repo: str, make: object
+) -> None:
+    body = make(client, repo)  # type: ignore[operator]
+    response = put_manifest(client, repo, "hostile", body)
+    assert response.status_code == 400, response.text
+    assert errors(response) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/hostile").status_code == 404
+    assert client.get(f"/v2/{repo}/manifests/{sha256(body)}").status_code == 404
+    assert _tags(client, repo) == []
+
+
+def test_largest_int64_size_is_accepted(client: httpx.Client, repo: str) -> None:
+    """The bound is the int64 Go clients parse, not anything smaller (the blob need not be that big)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    push_blob(client, repo, config)
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(config, OCI_CONFIG),
+            "layers": [
+                {
+                    **descriptor(b"external", OCI_LAYER),
+                    "size": 2**63 - 1,
+                    "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                }
+            ],
+        }
+    ).encode()
+    assert put_manifest(client, repo, "big", body).status_code == 201
