@@ -7,6 +7,7 @@ that garbage collection removes, never a visible blob that is wrong or incomplet
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -15,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex
-from registry.storage import BlobStore, BlobWriter
+from registry.storage import BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
 
+log = logging.getLogger("registry")
 _CONTENT_RANGE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
@@ -55,6 +57,14 @@ async def _exactly(chunks: AsyncIterator[bytes], expected: int) -> AsyncIterator
         raise RegistryError(ErrorCode.SIZE_INVALID, {"expected": expected, "received": seen})
 
 
+async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A stream whose first piece was already taken: that piece, then the rest."""
+    if piece:
+        yield piece
+    async for chunk in rest:
+        yield chunk
+
+
 class BlobService:
     def __init__(self, index: MetadataIndex, store: BlobStore, upload_expiry: int) -> None:
         self.index = index
@@ -67,8 +77,20 @@ class BlobService:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
         return size
 
-    def read(self, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
-        return self.store.read(digest, first, end)
+    async def open(self, repository: str, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [first, end) of a blob, its first piece already read from the store.
+
+        Reading it before the response starts is what lets a blob the index lists but the store lost
+        (a dead disk, a file deleted or cut short by hand) answer BLOB_UNKNOWN instead of a 200 and a
+        short body; it costs no extra round trip, since that piece is the one sent first anyway.
+        """
+        stream = self.store.read(digest, first, end)
+        try:
+            piece = await anext(stream, b"")
+        except BlobUnreadable as error:
+            log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
+        return _resumed(piece, stream)
 
     async def delete(self, repository: str, digest: Digest) -> None:
         if not await self.index.unlink_blob(repository, str(digest)):
