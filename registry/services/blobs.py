@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +20,8 @@ from registry.storage import BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
 
 log = logging.getLogger("registry")
+# Repositories holding a blob that a mount without `from` considers.
+MOUNT_CANDIDATES = 100
 _CONTENT_RANGE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
@@ -96,16 +98,24 @@ class BlobService:
         if not await self.index.unlink_blob(repository, str(digest)):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
 
-    async def mount(self, repository: str, digest: Digest, source: str | None) -> bool:
-        """Link a blob the registry holds into `repository`; False when it must be uploaded instead."""
-        if source is not None:
-            size = await self.index.blob_size(source, str(digest))
-        else:
-            size = await self.index.any_blob_size(str(digest))
+    async def mount(self, repository: str, digest: Digest, source: str) -> bool:
+        """Link a blob of `source` into `repository`; False when it must be uploaded instead."""
+        size = await self.index.blob_size(source, str(digest))
         if size is None:
             return False
         await self.index.link_blob(repository, str(digest), size)
         return True
+
+    async def mount_readable(self, repository: str, digest: Digest, readable: Callable[[str], bool]) -> bool:
+        """A mount without `from`: from a repository holding the blob that `readable` (the caller's
+        pull rights) admits, so a digest alone never reaches another team's content.
+
+        Only the first MOUNT_CANDIDATES holders, in name order, are looked at: one bounded query even for
+        a base layer in thousands of repositories; past them the client simply uploads the blob.
+        """
+        holders = await self.index.repositories_holding(str(digest), MOUNT_CANDIDATES)
+        source = next((holder for holder in holders if readable(holder)), None)
+        return source is not None and await self.mount(repository, digest, source)
 
     # Upload sessions
 
