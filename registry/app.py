@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import API_VERSION_HEADER, error_response, http_error, internal_error, registry_error
+from registry.api.common import API_VERSION_HEADER, error_response, http_error, registry_error
+from registry.api.failures import FailureBoundary
 from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
@@ -150,7 +151,6 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             RegistryError: registry_error,
             HTTPException: http_error,
-            Exception: internal_error,
         },
     )
     app.state.registry = registry
@@ -162,5 +162,7 @@ def create_app(settings: Settings) -> Starlette:
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
     if settings.read_only:
         app.add_middleware(_ReadOnly)
+    # Every failure the layers above did not answer, their 500s included, still gets the version header.
+    app.add_middleware(FailureBoundary)
     app.add_middleware(_VersionHeader)
     return app

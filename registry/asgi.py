@@ -8,7 +8,10 @@ from starlette.applications import Starlette
 
 from registry.app import create_app
 from registry.config import load_settings
+from registry.logs import configure as configure_logging
 
 
 def app() -> Starlette:
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

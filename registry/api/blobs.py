@@ -37,6 +37,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def get_blob(request: Request) -> Response:
+    """GET and HEAD. A HEAD answers from the index alone, one lookup, and so does not notice a blob
+    whose bytes the store lost; a GET reads the first piece before answering, and does."""
     name, digest = repository(request), digest_param(request)
     blobs = services(request).blobs
     size = await blobs.size(name, digest)
@@ -56,7 +58,8 @@ async def get_blob(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(blobs.read(digest, start, end), status_code=status, headers=headers)
+    body = await blobs.open(name, digest, start, end)
+    return StreamingResponse(body, status_code=status, headers=headers)
 
 
 async def delete_blob(request: Request) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -17,7 +16,6 @@ from registry.types import Digest, validate_name
 if TYPE_CHECKING:
     from registry.app import Registry
 
-log = logging.getLogger("registry")
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 # Without `n`, listings answer at most this many entries and a Link to the rest.
 DEFAULT_PAGE = 1000
@@ -75,9 +73,3 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = ErrorCode.NAME_UNKNOWN if exc.status_code == 404 else ErrorCode.UNSUPPORTED
     return error_response(RegistryError(code, {"reason": exc.detail}, status=exc.status_code))
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    """An unexpected failure still answers in the spec's format; the traceback goes to the log."""
-    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(RegistryError(ErrorCode.INTERNAL, {"error": type(exc).__name__}))

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import repository, services
-from registry.auth.identity import may_read_source
+from registry.auth.identity import may_read_source, readable_repositories
 from registry.errors import ErrorCode, RegistryError
 from registry.types import Digest, is_valid_name
 
@@ -57,23 +57,35 @@ def _required_digest(request: Request) -> Digest:
     return Digest.parse(raw)
 
 
+async def _mounted(request: Request, name: str, mount: str) -> Digest | None:
+    """The digest mounted into `name`, or None when the client must upload the blob instead.
+
+    A source name that is not a valid repository cannot hold the blob, and one the caller may not pull
+    from must not reveal whether it does: either way, the answer is an upload session.
+    """
+    try:
+        digest = Digest.parse(mount)
+    except RegistryError:
+        return None
+    blobs = services(request).blobs
+    source = request.query_params.get("from")
+    if source is None:
+        mounted = await blobs.mount_readable(name, digest, readable_repositories(request.scope))
+    else:
+        readable = is_valid_name(source) and may_read_source(request.scope, source)
+        mounted = readable and await blobs.mount(name, digest, source)
+    return digest if mounted else None
+
+
 async def start_upload(request: Request) -> Response:
     name = repository(request)
     blobs = services(request).blobs
     params = request.query_params
     mount = params.get("mount")
     if mount:
-        source = params.get("from")
-        try:
-            digest = Digest.parse(mount)
-        except RegistryError:
-            digest = None
-        # A source name that is not a valid repository cannot hold the blob, and one the caller may not
-        # pull from must not reveal whether it does: either way, fall back to an upload.
-        valid_source = source is None or is_valid_name(source)
-        readable = valid_source and may_read_source(request.scope, source)
-        if digest is not None and readable and await blobs.mount(name, digest, source):
-            return _created(name, digest)
+        mounted = await _mounted(request, name, mount)
+        if mounted is not None:
+            return _created(name, mounted)
     elif "digest" in params:
         digest = _required_digest(request)
         await blobs.upload(name, digest, request.stream())

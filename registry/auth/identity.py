@@ -45,7 +45,8 @@ class Grant:
     identity: Identity
     # (repository, action) -> allowed for this request's credentials.
     allows: Callable[[str, str], bool]
-    # repository -> shown to this caller in the catalog.
+    # repository -> the access rules let this caller pull it, whatever this request's token names: what
+    # the catalog shows, and where a mount without `from` may take a blob from.
     lists: Callable[[str], bool]
 
 
@@ -53,13 +54,21 @@ def grant_of(scope: Any) -> Grant | None:
     return scope.get("state", {}).get(GRANT_KEY)
 
 
-def may_read_source(scope: Any, source: str | None) -> bool:
-    """Whether a cross-repository mount may look into `source`: only with pull access to it. A mount
-    without `from` would search every repository, so with auth on it never mounts."""
+def may_read_source(scope: Any, source: str) -> bool:
+    """Whether a cross-repository mount may look into `source`: only with pull access to it."""
     grant = grant_of(scope)
-    if grant is None:
-        return True
-    return source is not None and grant.allows(source, "pull")
+    return grant is None or grant.allows(source, "pull")
+
+
+def readable_repositories(scope: Any) -> Callable[[str], bool]:
+    """Where a mount without `from` may find its blob: repositories the caller may pull. No token can
+    name them in advance, so the access rules decide, as for the catalog."""
+    grant = grant_of(scope)
+    return grant.lists if grant is not None else _everything
+
+
+def _everything(_repository: str) -> bool:
+    return True
 
 
 def may_list(scope: Any, repository: str) -> bool:

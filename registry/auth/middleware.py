@@ -59,6 +59,9 @@ class Need:
     repository: str | None = None
     actions: frozenset[str] = frozenset()
     catalog: bool = False
+    # The handler asks the access rules what the caller may pull beyond what the token names (a mount
+    # without `from`), so the caller's groups are needed, as for the catalog.
+    by_rules: bool = False
     # Scopes the request may use but can do without (pull on a mount's source).
     optional: tuple[ResourceScope, ...] = ()
     # Audited requests: ("push" | "delete", the tag or digest).
@@ -104,10 +107,11 @@ def required_access(routes: Sequence[BaseRoute], scope: Scope) -> Need:
     if "/blobs/uploads/" in route.path:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         source = query.get("from", "")
+        mounting = method == "POST" and bool(query.get("mount"))
         optional = ()
-        if method == "POST" and query.get("mount") and is_valid_name(source) and source != name:
+        if mounting and is_valid_name(source) and source != name:
             optional = (ResourceScope(REPOSITORY, source, frozenset({PULL})),)
-        return Need(name, frozenset({PUSH}), optional=optional)
+        return Need(name, frozenset({PUSH}), optional=optional, by_rules=mounting and "from" not in query)
     target = params.get("reference") or params.get("digest") or ""
     if method in ("GET", "HEAD"):
         return Need(name, frozenset({PULL}))
@@ -209,7 +213,7 @@ class AuthMiddleware:
             need.repository is not None
             and not need.actions <= access.get((REPOSITORY, need.repository), frozenset())
         )
-        if (missing or need.catalog) and not identity.anonymous:
+        if (missing or need.catalog or need.by_rules) and not identity.anonymous:
             identity = await self._with_groups(identity)
         if missing:
             # Our own token service would not grant more to this user either: say so rather than have

@@ -119,6 +119,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
     from hypercorn.run import run
 
+    from registry.logs import configure as configure_logging
+
     settings = settings_from(
         args,
         listen=args.listen,
@@ -128,9 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    server_log = configure_logging(settings.log_level)
     check_exposure(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
@@ -144,6 +144,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config.workers = 0 if workers == 1 else workers
     config.graceful_timeout = settings.shutdown_timeout
     config.loglevel = settings.log_level.upper()
+    config.errorlog = server_log
     if settings.tls_cert:
         # hypercorn's context: TLS 1.2 minimum, ALPN offering h2 then http/1.1, ECDHE+AESGCM ciphers.
         config.certfile, config.keyfile = settings.tls_cert, settings.tls_key

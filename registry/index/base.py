@@ -58,8 +58,8 @@ class MetadataIndex(Protocol):
         """Size of a blob linked into the repository, or None."""
         ...
 
-    async def any_blob_size(self, digest: str) -> int | None:
-        """Size of a blob anywhere in the registry (a mount without `from`)."""
+    async def repositories_holding(self, digest: str, limit: int) -> list[str]:
+        """Up to `limit` repositories a blob is linked into, in name order (a mount without `from`)."""
         ...
 
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:

@@ -65,6 +65,8 @@ class RepositoryBlob(Base):
     """A blob pushed to, or mounted into, a repository: only then may that repository serve it."""
 
     __tablename__ = "repository_blobs"
+    # Which repositories hold a digest: a mount without `from`, and garbage collection.
+    __table_args__ = (Index("repository_blob_digest", "digest"),)
 
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True

@@ -62,7 +62,13 @@ _BLOB_IN_REPOSITORY = (
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
     .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
 )
-_BLOB_ANYWHERE = select(Blob.size).where(Blob.digest == bindparam("digest"))
+_HOLDERS = (
+    select(Repository.name)
+    .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
+    .where(RepositoryBlob.digest == bindparam("digest"))
+    .order_by(Repository.name)
+    .limit(bindparam("limit"))
+)
 _UPLOAD = select(Upload.id).where(
     Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
 )
@@ -359,9 +365,8 @@ class SQLIndex:
         row = await self._first(_BLOB_IN_REPOSITORY, repository=repository, digest=digest)
         return row[0] if row else None
 
-    async def any_blob_size(self, digest: str) -> int | None:
-        row = await self._first(_BLOB_ANYWHERE, digest=digest)
-        return row[0] if row else None
+    async def repositories_holding(self, digest: str, limit: int) -> list[str]:
+        return await self._column(_HOLDERS, digest=digest, limit=limit)
 
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
         await self._transaction(self._link_blob, repository, digest, size, upload_id)

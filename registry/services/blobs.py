@@ -8,18 +8,22 @@ that garbage collection removes, never a visible blob that is wrong or incomplet
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, UploadBusy
 from registry.services.sessions import SessionClaim, claim_session
-from registry.storage import BlobStore, BlobWriter
+from registry.storage import BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
 
+log = logging.getLogger("registry")
+# Repositories holding a blob that a mount without `from` considers.
+MOUNT_CANDIDATES = 100
 # ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
 _CONTENT_RANGE = re.compile(r"(?:bytes )?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
@@ -68,6 +72,14 @@ async def _exactly(chunks: AsyncIterator[bytes], expected: int) -> AsyncIterator
         raise RegistryError(ErrorCode.SIZE_INVALID, {"expected": expected, "received": seen})
 
 
+async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A stream whose first piece was already taken: that piece, then the rest."""
+    if piece:
+        yield piece
+    async for chunk in rest:
+        yield chunk
+
+
 class BlobService:
     def __init__(self, index: MetadataIndex, store: BlobStore, upload_expiry: int) -> None:
         self.index = index
@@ -80,23 +92,43 @@ class BlobService:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
         return size
 
-    def read(self, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
-        return self.store.read(digest, first, end)
+    async def open(self, repository: str, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [first, end) of a blob, its first piece already read from the store.
+
+        Reading it before the response starts is what lets a blob the index lists but the store lost
+        (a dead disk, a file deleted or cut short by hand) answer BLOB_UNKNOWN instead of a 200 and a
+        short body; it costs no extra round trip, since that piece is the one sent first anyway.
+        """
+        stream = self.store.read(digest, first, end)
+        try:
+            piece = await anext(stream, b"")
+        except BlobUnreadable as error:
+            log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
+        return _resumed(piece, stream)
 
     async def delete(self, repository: str, digest: Digest) -> None:
         if not await self.index.unlink_blob(repository, str(digest)):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
 
-    async def mount(self, repository: str, digest: Digest, source: str | None) -> bool:
-        """Link a blob the registry holds into `repository`; False when it must be uploaded instead."""
-        if source is not None:
-            size = await self.index.blob_size(source, str(digest))
-        else:
-            size = await self.index.any_blob_size(str(digest))
+    async def mount(self, repository: str, digest: Digest, source: str) -> bool:
+        """Link a blob of `source` into `repository`; False when it must be uploaded instead."""
+        size = await self.index.blob_size(source, str(digest))
         if size is None:
             return False
         await self.index.link_blob(repository, str(digest), size)
         return True
+
+    async def mount_readable(self, repository: str, digest: Digest, readable: Callable[[str], bool]) -> bool:
+        """A mount without `from`: from a repository holding the blob that `readable` (the caller's
+        pull rights) admits, so a digest alone never reaches another team's content.
+
+        Only the first MOUNT_CANDIDATES holders, in name order, are looked at: one bounded query even for
+        a base layer in thousands of repositories; past them the client simply uploads the blob.
+        """
+        holders = await self.index.repositories_holding(str(digest), MOUNT_CANDIDATES)
+        source = next((holder for holder in holders if readable(holder)), None)
+        return source is not None and await self.mount(repository, digest, source)
 
     # Upload sessions
 

@@ -14,6 +14,18 @@ from typing import Protocol
 from registry.types import Digest
 
 
+class BlobUnreadable(Exception):
+    """A committed blob whose bytes the store cannot give: missing, or shorter than the read asks for.
+
+    The index, not the store, says which blobs exist; this is what a lost disk or a file deleted or
+    truncated by hand looks like from a read. `read` raises it before its first piece whenever it can,
+    so the API can still answer with an error instead of a status line and a body cut short.
+    """
+
+    def __init__(self, digest: Digest, reason: str) -> None:
+        super().__init__(f"{digest}: {reason}")
+
+
 class BlobWriter(Protocol):
     """An open upload session. Bytes are appended in order; `size` is what has been accepted so far."""
 
@@ -43,7 +55,11 @@ class BlobStore(Protocol):
         ...
 
     def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes [start, end) of a committed blob."""
+        """Stream bytes [start, end) of a committed blob.
+
+        Raises BlobUnreadable, at the latest when the first piece is asked for, when the blob's bytes
+        are missing or end before `end`.
+        """
         ...
 
     async def delete(self, digest: Digest) -> None: ...

@@ -37,6 +37,7 @@ import aiofiles
 import aiofiles.os
 
 from registry.errors import ErrorCode, RegistryError
+from registry.storage.base import BlobUnreadable
 from registry.types import Digest
 
 WRITE_PIECE = 4 * 1024 * 1024
@@ -81,17 +82,30 @@ class FilesystemStore:
             return None
 
     async def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        async with aiofiles.open(self.blob_path(digest), "rb") as handle:
+        try:
+            handle = await aiofiles.open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobUnreadable(digest, "no file in the store") from None
+        try:
+            if end is not None:
+                # The open file's own inode: no path lookup, no disk access, so no worker thread either.
+                stored = os.fstat(handle.fileno()).st_size
+                if stored < end:
+                    raise BlobUnreadable(digest, f"the file holds {stored} bytes, the read needs {end}")
             if start:
                 await handle.seek(start)
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
                 piece = await handle.read(READ_PIECE if remaining is None else min(READ_PIECE, remaining))
                 if not piece:
+                    if remaining:
+                        raise BlobUnreadable(digest, "the file was cut short while being read")
                     break
                 if remaining is not None:
                     remaining -= len(piece)
                 yield piece
+        finally:
+            await handle.close()
 
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):

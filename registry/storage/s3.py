@@ -44,6 +44,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from registry.errors import ErrorCode, RegistryError
+from registry.storage.base import BlobUnreadable
 from registry.types import Digest
 
 if TYPE_CHECKING:
@@ -178,7 +179,12 @@ class S3Store:
         pending = asyncio.ensure_future(self._get_range(key, position, end))
         try:
             while True:
-                piece, total = await pending
+                try:
+                    piece, total = await pending
+                except FileNotFoundError:
+                    raise BlobUnreadable(digest, "no object in the bucket") from None
+                if end is not None and total < end:
+                    raise BlobUnreadable(digest, f"the object holds {total} bytes, the read needs {end}")
                 position += len(piece)
                 limit = total if end is None else min(end, total)
                 if piece and position < limit:

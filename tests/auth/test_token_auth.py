@@ -362,9 +362,10 @@ def test_mount_needs_pull_on_the_source(client: httpx.Client, as_user: UserClien
     assert response.status_code == 202
     assert response.headers["Location"].startswith("/v2/dev/target/blobs/uploads/")
     assert alice.head(f"/v2/dev/target/blobs/{hidden}").status_code == 404
-    # Without `from`, a mount would search every repository: never with auth on.
-    response = alice.post("/v2/dev/target/blobs/uploads/", params={"mount": shared})
+    # Without `from`, only the repositories alice's rules let her pull are searched.
+    response = alice.post("/v2/dev/target/blobs/uploads/", params={"mount": hidden})
     assert response.status_code == 202
+    assert alice.head(f"/v2/dev/target/blobs/{hidden}").status_code == 404
     # Allowed source: mounted.
     response = alice.post("/v2/dev/target/blobs/uploads/", params={"mount": shared, "from": "dev/open"})
     assert response.status_code == 201

@@ -1,0 +1,68 @@
+"""The boundary every request's failures stop at: what they answer, and the one log line each is worth.
+
+Starlette's ServerErrorMiddleware calls an `Exception` handler and then re-raises for the server to log
+too, so every 500 reached the log two or three times over (our handler, hypercorn's "Error in ASGI
+Framework"), and a client hanging up mid-body, which is no fault of the server, came out as an
+"unhandled error" with tracebacks. This middleware, inside Starlette's, lets nothing through:
+
+- a client disconnect is one INFO line (method, path, how much of the body arrived) and no answer,
+  since nobody is listening; what the handler had received is already rolled back by then;
+- anything else is one ERROR line with its traceback, and a 500 in the spec's format if the response
+  has not started (if it has, the server closes the connection, and the client sees a short body).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.common import error_response
+from registry.errors import ErrorCode, RegistryError
+
+log = logging.getLogger("registry")
+
+
+class FailureBoundary:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except ClientDisconnect:
+            log.info(
+                "client disconnected: %s %s, after %d bytes of the request body",
+                scope["method"],
+                scope["path"],
+                received,
+            )
+        except Exception as error:
+            log.exception(
+                "internal error in %s %s%s",
+                scope["method"],
+                scope["path"],
+                " (the response had started)" if started else "",
+            )
+            if not started:
+                failure = RegistryError(ErrorCode.INTERNAL, {"error": type(error).__name__})
+                await error_response(failure)(scope, receive, send)
