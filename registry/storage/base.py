@@ -42,7 +42,7 @@ class BlobStore(Protocol):
         ...
 
     def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes [start, end) of a committed blob."""
+        """Stream bytes [start, end) of a committed blob; FileNotFoundError when there is none."""
         ...
 
     async def delete(self, digest: Digest) -> None: ...
@@ -62,3 +62,18 @@ class BlobStore(Protocol):
         ...
 
     async def delete_upload(self, upload_id: str) -> None: ...
+
+    # Scrub: the walk over every committed blob and the way a corrupt one is taken out of service.
+
+    def list_blobs(self) -> AsyncIterator[Digest]:
+        """Every committed blob's digest, in no promised order (quarantined ones are not blobs)."""
+        ...
+
+    async def quarantine(self, digest: Digest) -> str | None:
+        """Move a committed blob out of the blobs' namespace, keeping its bytes for inspection.
+
+        Afterwards `stat` says None and a new commit of the right bytes publishes afresh (a store skips
+        writing a blob it already holds, so a corrupt one left in place would never be replaced).
+        Returns where the bytes went, or None when there was no such blob.
+        """
+        ...
