@@ -6,6 +6,7 @@ from registry.index.base import (
     ManifestRecord,
     MetadataIndex,
     MissingReferences,
+    StoredManifest,
     UserDirectory,
     UserRecord,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "MetadataIndex",
     "MissingReferences",
     "SQLIndex",
+    "StoredManifest",
     "UserDirectory",
     "UserRecord",
 ]
