@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,26 @@ def test_operator_mistakes_are_one_line(tmp_path: Path, flags: list[str], messag
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_server_scrubs_in_the_background(tmp_path: Path, own_database: str) -> None:
+    data_dir = tmp_path / "data"
+    env = {"REGISTRY_SCRUB_INTERVAL": "0.5", "REGISTRY_SCRUB_RATE": "1000000", "REGISTRY_WORKERS": "2"}
+    server = RegistryProcess(data_dir, own_database, env).start()
+    try:
+        with server.client() as client:
+            digest = push_blob(client, "bg/a", b"rots while served")
+            blob_file(data_dir, digest).write_bytes(b"rotten")
+            deadline = time.monotonic() + 30
+            while client.head(f"/v2/bg/a/blobs/{digest}").status_code == 200:
+                assert time.monotonic() < deadline, server.log.read_text()
+                time.sleep(0.2)
+            assert blob_unknown(client, "bg/a", digest)
+            push_blob(client, "bg/a", b"rots while served")
+            assert client.get(f"/v2/bg/a/blobs/{digest}").content == b"rots while served"
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    # One worker of the two scrubs (the other finds the lock taken): the blob is reported once.
+    assert log.count(f"scrub: corrupt blob {digest} (repositories: bg/a)") == 1, log
+    assert len(list((data_dir / "blobs" / "quarantine" / "sha256").iterdir())) == 1
