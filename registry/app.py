@@ -19,6 +19,7 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, SQLIndex
+from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
 
@@ -137,10 +138,14 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await registry.index.open()
         purger = asyncio.create_task(_purge_uploads(registry))
+        scrubber = start_background_scrub(settings, registry.index, registry.store)
         try:
             yield
         finally:
             purger.cancel()
+            if scrubber is not None:
+                scrubber.cancel()
+                await asyncio.gather(scrubber, return_exceptions=True)
             if registry.users is not None:
                 await registry.users.close()
             await registry.index.close()

@@ -94,6 +94,11 @@ class Settings:
     login_failures_per_address: int = 50
     login_failure_window: float = 300.0
 
+    # The background scrub (`registry scrub` inside the server): seconds between full passes (0 = off),
+    # and the most bytes per second it reads, so that it stays out of the way of pulls.
+    scrub_interval: float = 0.0
+    scrub_rate: int = 8 * 1024 * 1024
+
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"setting 'auth': expected one of {', '.join(AUTH_MODES)}, not {self.auth!r}")

@@ -33,6 +33,14 @@ def database(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("postgres").new_database()
 
 
+@pytest.fixture
+def own_database(database: str, request: pytest.FixtureRequest) -> str:
+    """An index of this test's own: a fresh PostgreSQL database (the session's is shared by every test,
+    and gc, scrub and the user commands see all of it), or "" for SQLite, which lives in each server's
+    own data folder."""
+    return request.getfixturevalue("postgres").new_database() if database else ""
+
+
 @pytest.fixture(scope="session")
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     process = RegistryProcess(tmp_path_factory.mktemp("registry"), database).start()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from registry.cli import cert, containers, gc, images, serve, users
+from registry.cli import cert, containers, gc, images, scrub, serve, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     gc.register(commands)
+    scrub.register(commands)
     images.register(commands)
     users.register(commands)
     cert.register(commands)

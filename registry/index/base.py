@@ -6,7 +6,7 @@ whole change or none of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +32,15 @@ class ManifestPut:
     blobs: Sequence[str] = field(default_factory=tuple)
     manifests: Sequence[str] = field(default_factory=tuple)
     tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as the index keeps it, for re-hashing its bytes against its digest."""
+
+    repository: str
+    digest: str
+    payload: bytes
 
 
 class MissingReferences(Exception):
@@ -123,6 +132,30 @@ class MetadataIndex(Protocol):
     async def forget_blob(self, digest: str) -> bool:
         """Drop a blob's record if it is still unreferenced; True when it was, and its bytes may go."""
         ...
+
+    # Scrub: what the index claims, checked against the bytes elsewhere (the index never reads a blob).
+
+    async def blob_digests(self, repository: str | None) -> list[str]:
+        """Every blob the index says is stored, or those linked into `repository`."""
+        ...
+
+    async def blob_repositories(self, digest: str) -> list[str]:
+        """The repositories a blob is linked into, by name."""
+        ...
+
+    async def drop_blob(self, digest: str) -> list[str]:
+        """Forget a blob whose bytes are gone or wrong, links and all, in one transaction.
+
+        Then no repository answers for it, so a client's HEAD before pushing sees 404 and uploads it
+        again. Manifests keep referencing it. Returns the repositories it was linked into.
+        """
+        ...
+
+    def stored_manifests(self, repository: str | None) -> AsyncIterator[StoredManifest]:
+        """Every manifest with its bytes (or those of `repository`), a page at a time."""
+        ...
+
+    async def manifest_tags(self, repository: str, digest: str) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

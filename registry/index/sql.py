@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +27,13 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
-from registry.index.base import ManifestPut, ManifestRecord, MissingReferences, UploadBusy
+from registry.index.base import (
+    ManifestPut,
+    ManifestRecord,
+    MissingReferences,
+    StoredManifest,
+    UploadBusy,
+)
 from registry.index.models import (
     Blob,
     Manifest,
@@ -112,6 +118,36 @@ _REFERRERS = (
     .where(Repository.name == bindparam("repository"), Manifest.subject == bindparam("subject"))
     .order_by(Manifest.digest)
 )
+# Scrub's reads: manifests come a page at a time (by id), their payloads being up to 4 MiB each.
+_ALL_BLOBS = select(Blob.digest).order_by(Blob.digest)
+_LINKED_BLOBS = (
+    select(RepositoryBlob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"))
+    .order_by(RepositoryBlob.digest)
+)
+_BLOB_REPOSITORIES = (
+    select(Repository.name)
+    .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
+    .where(RepositoryBlob.digest == bindparam("digest"))
+    .order_by(Repository.name)
+)
+_MANIFEST_PAGE = (
+    select(Manifest.id, Repository.name, Manifest.digest, Manifest.payload)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Manifest.id > bindparam("after"))
+    .order_by(Manifest.id)
+    .limit(bindparam("limit"))
+)
+_MANIFEST_PAGE_IN_REPOSITORY = _MANIFEST_PAGE.where(Repository.name == bindparam("repository"))
+_MANIFEST_TAGS = (
+    select(Tag.name)
+    .join(Manifest, Manifest.id == Tag.manifest_id)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("digest"))
+    .order_by(Tag.name)
+)
+MANIFEST_PAGE_SIZE = 64
 
 
 class _WriteStatements:
@@ -522,6 +558,34 @@ class SQLIndex:
     async def forget_blob(self, digest: str) -> bool:
         return await self._transaction(_changed_any, self._writes.forget_blob, {"digest": digest})
 
+    # Scrub
+
+    async def blob_digests(self, repository: str | None) -> list[str]:
+        if repository is None:
+            return await self._column(_ALL_BLOBS)
+        return await self._column(_LINKED_BLOBS, repository=repository)
+
+    async def blob_repositories(self, digest: str) -> list[str]:
+        return await self._column(_BLOB_REPOSITORIES, digest=digest)
+
+    async def drop_blob(self, digest: str) -> list[str]:
+        return await self._transaction(_drop_blob, digest)
+
+    async def stored_manifests(self, repository: str | None) -> AsyncIterator[StoredManifest]:
+        query = _MANIFEST_PAGE if repository is None else _MANIFEST_PAGE_IN_REPOSITORY
+        scope = {} if repository is None else {"repository": repository}
+        after = 0
+        while True:
+            rows = await self._rows(query, after=after, limit=MANIFEST_PAGE_SIZE, **scope)
+            for row_id, name, digest, payload in rows:
+                yield StoredManifest(name, digest, bytes(payload))
+                after = row_id
+            if len(rows) < MANIFEST_PAGE_SIZE:
+                return
+
+    async def manifest_tags(self, repository: str, digest: str) -> list[str]:
+        return await self._column(_MANIFEST_TAGS, repository=repository, digest=digest)
+
 
 def _limit(limit: int | None) -> int:
     # SQLite and PostgreSQL both want a number; -1 is "no limit" to SQLite but an error to PostgreSQL.
@@ -556,3 +620,10 @@ def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:
 def _changed_any(conn: Connection, statement: Executable, params: dict[str, Any]) -> bool:
     """Whether the statement deleted or updated any row."""
     return conn.execute(statement, params).rowcount > 0
+
+
+def _drop_blob(conn: Connection, digest: str) -> list[str]:
+    repositories = list(conn.scalars(_BLOB_REPOSITORIES, {"digest": digest}))
+    conn.execute(delete(RepositoryBlob).where(RepositoryBlob.digest == digest))
+    conn.execute(delete(Blob).where(Blob.digest == digest))
+    return repositories

@@ -89,3 +89,17 @@ class BlobStore(Protocol):
         ...
 
     async def delete_upload(self, upload_id: str) -> None: ...
+
+    # Scrub: the walk over every committed blob and the way a corrupt one is taken out of service.
+
+    def list_blobs(self) -> AsyncIterator[Digest]:
+        """Every committed blob's digest, in no promised order (quarantined ones are not blobs)."""
+        ...
+
+    async def quarantine(self, digest: Digest) -> str | None:
+        """Move a committed blob out of the blobs' namespace, keeping its bytes for inspection.
+
+        Afterwards `stat` says None and nothing serves those bytes; a new commit of the right bytes
+        publishes afresh. Returns where the bytes went, or None when there was no such blob.
+        """
+        ...

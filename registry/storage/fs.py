@@ -6,13 +6,16 @@ Layout under the root:
       blobs/
         sha256/
           ab/
-            abcdef0123...        one committed blob, named by its digest, never rewritten
+            abcdef0123...        one committed blob, named by its digest; only ever replaced by verified bytes
         sha512/...
       uploads/
         <session id>             the staged bytes of one upload session
       ingest/
         <random id>              a blob arriving in one request (POST ?digest=); anything old here
                                  was left by a crash, and is removed by `purge_ingest`
+      quarantine/
+        sha256/
+          abcdef0123....<time>   a blob `registry scrub` found corrupt, moved aside (UTC timestamp)
 
 A session's bytes are hashed as they arrive (sha256, the digest nearly every client uses), gathered
 into large pieces and written by a worker thread while the next piece is still being received. Commit
@@ -38,6 +41,7 @@ import aiofiles.os
 
 from registry.errors import ErrorCode, RegistryError
 from registry.storage.base import BlobUnreadable
+from registry.storage.naming import parse_blob_name, quarantine_name
 from registry.types import Digest
 
 WRITE_PIECE = 4 * 1024 * 1024
@@ -186,6 +190,24 @@ class FilesystemStore:
         self._hashes[upload_id] = state
         while len(self._hashes) > MAX_CACHED_HASHERS:
             self._hashes.popitem(last=False)
+
+    # Scrub
+
+    async def list_blobs(self) -> AsyncIterator[Digest]:
+        """Walk `blobs/<algorithm>/<xx>/`, one directory listing per worker-thread call."""
+        for prefix in await asyncio.to_thread(_subdirectories, self._blobs):
+            for name in await asyncio.to_thread(_file_names, prefix):
+                digest = parse_blob_name(prefix.parent.name, prefix.name, name)
+                if digest is not None:
+                    yield digest
+
+    async def quarantine(self, digest: Digest) -> str | None:
+        target = self.root / quarantine_name(digest)
+        try:
+            await asyncio.to_thread(_publish, self.blob_path(digest), target)
+        except FileNotFoundError:
+            return None
+        return str(target)
 
 
 _SYNC_FILE_RANGE_WRITE = 2
@@ -350,3 +372,18 @@ def _hash_file(fd: int, algorithm: str, size: int) -> str:
         hasher.update(piece)
         offset += len(piece)
     return hasher.hexdigest()
+
+
+def _subdirectories(blobs: Path) -> list[Path]:
+    """The `<algorithm>/<xx>` directories under `blobs/`."""
+    return sorted(
+        prefix
+        for algorithm in blobs.iterdir()
+        if algorithm.is_dir()
+        for prefix in algorithm.iterdir()
+        if prefix.is_dir()
+    )
+
+
+def _file_names(directory: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(directory) if entry.is_file())

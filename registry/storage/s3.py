@@ -20,6 +20,9 @@ Layout under the key prefix:
         <random id>              a blob arriving in one request (POST ?digest=), as a multipart upload
                                  then its assembled object; anything old here was left by a crash, and
                                  is removed (uploads aborted) by `purge_ingest`
+      quarantine/
+        sha256/
+          abcdef0123....<time>   a blob `registry scrub` found corrupt, copied aside (UTC timestamp)
 
 Nothing is kept on local disk, so a chunked upload may hit a different process on each request. Bytes
 are hashed as they arrive; the running sha256 stays in the process that received them, and a commit
@@ -45,6 +48,7 @@ from botocore.exceptions import ClientError
 
 from registry.errors import ErrorCode, RegistryError
 from registry.storage.base import BlobUnreadable
+from registry.storage.naming import parse_blob_name, quarantine_name
 from registry.types import Digest
 
 if TYPE_CHECKING:
@@ -366,8 +370,51 @@ class S3Store:
 
         An object already there is replaced, never trusted: it may be a corrupt copy.
         """
-        target = self.blob_key(digest)
-        source = {"Bucket": self.bucket, "Key": staged}
+        await self._copy(staged, self.blob_key(digest), size)
+
+    def _hash_object(self, key: str, algorithm: str, size: int) -> str:
+        """Hash an assembled object with ranged GETs, one piece in memory at a time."""
+        hasher = hashlib.new(algorithm)
+        offset = 0
+        while offset < size:
+            piece, _ = self._get_range_sync(key, offset, min(offset + READ_PIECE, size))
+            if not piece:
+                break
+            hasher.update(piece)
+            offset += len(piece)
+        return hasher.hexdigest()
+
+    # Scrub
+
+    async def list_blobs(self) -> AsyncIterator[Digest]:
+        """One listing page (1,000 keys) per worker-thread call."""
+        prefix = f"{self.prefix}blobs/"
+        pages: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            page = await self._call("list_objects_v2", **pages)
+            for entry in page.get("Contents", []):
+                algorithm, _, rest = entry["Key"].removeprefix(prefix).partition("/")
+                shard, _, name = rest.partition("/")
+                digest = parse_blob_name(algorithm, shard, name)
+                if digest is not None:
+                    yield digest
+            if not page.get("IsTruncated"):
+                return
+            pages["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def quarantine(self, digest: Digest) -> str | None:
+        """Copy then delete (S3 has no rename); a crash in between leaves both, and scrub moves it again."""
+        size = await self.stat(digest)
+        if size is None:
+            return None
+        target = self.prefix + quarantine_name(digest)
+        await self._copy(self.blob_key(digest), target, size)
+        await self.delete(digest)
+        return target
+
+    async def _copy(self, source_key: str, target: str, size: int) -> None:
+        """A server-side copy of any size: CopyObject, or UploadPartCopy ranges past its 5 GiB limit."""
+        source = {"Bucket": self.bucket, "Key": source_key}
         if size <= MAX_COPY:
             await self._call("copy_object", Key=target, CopySource=source)
             return
@@ -394,18 +441,6 @@ class S3Store:
         except BaseException:
             await asyncio.gather(self._abort(target, multipart), return_exceptions=True)
             raise
-
-    def _hash_object(self, key: str, algorithm: str, size: int) -> str:
-        """Hash an assembled object with ranged GETs, one piece in memory at a time."""
-        hasher = hashlib.new(algorithm)
-        offset = 0
-        while offset < size:
-            piece, _ = self._get_range_sync(key, offset, min(offset + READ_PIECE, size))
-            if not piece:
-                break
-            hasher.update(piece)
-            offset += len(piece)
-        return hasher.hexdigest()
 
 
 class _PartSender:

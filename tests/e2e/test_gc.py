@@ -6,17 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.oci import errors, image_manifest, push_blob, put_manifest, sha256
 from tests.support.server import RegistryProcess
-
-
-@pytest.fixture
-def own_database(database: str, request: pytest.FixtureRequest) -> str:
-    """An index of this test's own: gc looks at every blob in the index, and the session's PostgreSQL
-    database is shared by every test."""
-    return request.getfixturevalue("postgres").new_database() if database else ""
 
 
 def _gc(data_dir: Path, database: str, *flags: str) -> str:

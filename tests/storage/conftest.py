@@ -70,6 +70,14 @@ class Backend:
     open: Callable[[], BlobStore]
     contents: Callable[[], set[str]]
     plant_ingest_leftover: Callable[[], None]
+    # Raw access to a layout path (as `contents` names it), past every check: how a test rots a blob.
+    write_raw: Callable[[str, bytes], None]
+    read_raw: Callable[[str], bytes]
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _filesystem(root: Path) -> Backend:
@@ -81,6 +89,8 @@ def _filesystem(root: Path) -> Backend:
         lambda: FilesystemStore(root),
         contents,
         lambda: (root / "ingest" / uuid.uuid4().hex).write_bytes(b"interrupted"),
+        lambda name, data: _write_file(root / name, data),
+        lambda name: (root / name).read_bytes(),
     )
 
 
@@ -109,6 +119,8 @@ def _s3(endpoint: str) -> Backend:
         lambda: S3Store(bucket, prefix=prefix, endpoint_url=endpoint, **MOTO_KEYS),
         contents,
         plant,
+        lambda name, data: client.put_object(Bucket=bucket, Key=prefix + name, Body=data),
+        lambda name: client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read(),
     )
 
 

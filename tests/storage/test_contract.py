@@ -12,6 +12,7 @@ import pytest
 
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import BlobStore, BlobUnreadable
+from registry.storage.verify import Pace, rehash
 from registry.types import Digest
 from tests.storage.conftest import Backend
 
@@ -327,3 +328,68 @@ async def _two_writers_then_commit(backend: Backend) -> None:
         await final.commit(Digest.of(mine))
     assert raised.value.code is ErrorCode.DIGEST_INVALID
     assert await first.stat(Digest.of(mine)) is None
+
+
+def test_list_blobs_names_committed_blobs_only(backend: Backend) -> None:
+    small, big, other = b"config", os.urandom(BIG), b"sha512 content"
+    digests = {Digest.of(small), Digest.of(big), Digest.of(other, "sha512")}
+
+    async def scenario() -> None:
+        store = backend.open()
+        assert [digest async for digest in store.list_blobs()] == []
+        await store.ingest(stream(small), Digest.of(small))
+        await store.ingest(stream(big), Digest.of(big))
+        await store.create_upload("session-8")
+        await append(store, "session-8", other)
+        await commit(store, "session-8", Digest.of(other, "sha512"))
+        await store.create_upload("session-9")
+        await append(store, "session-9", b"staged, not committed")
+        backend.plant_ingest_leftover()
+        backend.write_raw("blobs/sha256/zz/not-a-digest", b"stray")
+        listed = [digest async for digest in backend.open().list_blobs()]
+        assert sorted(listed, key=str) == sorted(digests, key=str)
+        await store.quarantine(Digest.of(small))
+        assert {digest async for digest in store.list_blobs()} == digests - {Digest.of(small)}
+
+    run(scenario())
+
+
+def test_quarantine_takes_a_rotten_blob_out_of_service(backend: Backend) -> None:
+    good = os.urandom(SMALL)
+    digest = Digest.of(good)
+
+    async def scenario() -> None:
+        store = backend.open()
+        assert await store.quarantine(digest) is None
+        await store.ingest(stream(good), digest)
+        backend.write_raw(blob_path(digest), b"rotten")
+        assert await rehash(store, digest, Pace()) == (Digest.of(b"rotten").hex, 6)
+
+        assert await store.quarantine(digest) is not None
+        assert await store.stat(digest) is None
+        assert await rehash(store, digest, Pace()) is None
+        assert await store.quarantine(digest) is None
+
+        assert await store.ingest(stream(good), digest) == SMALL
+        assert await read_all(backend.open(), digest) == good
+        assert await rehash(store, digest, Pace()) == (digest.hex, SMALL)
+
+    run(scenario())
+    contents = backend.contents()
+    (quarantined,) = contents - {blob_path(digest)}
+    assert quarantined.startswith(f"quarantine/sha256/{digest.hex}.")
+    assert backend.read_raw(quarantined) == b"rotten"
+
+
+def test_rehash_keeps_to_its_rate(backend: Backend) -> None:
+    data = os.urandom(SMALL)
+    digest = Digest.of(data)
+
+    async def scenario() -> float:
+        store = backend.open()
+        await store.ingest(stream(data), digest)
+        started = time.monotonic()
+        assert await rehash(store, digest, Pace(rate=SMALL * 2)) == (digest.hex, SMALL)
+        return time.monotonic() - started
+
+    assert run(scenario()) >= 0.45
