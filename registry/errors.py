@@ -38,6 +38,7 @@ class ErrorCode(enum.Enum):
     RANGE_INVALID = ErrorSpec(416, "requested range not satisfiable")
     PAGINATION_NUMBER_INVALID = ErrorSpec(400, "invalid number of results requested")
     UNAVAILABLE = ErrorSpec(503, "service unavailable")
+    INSUFFICIENT_STORAGE = ErrorSpec(507, "the registry is out of storage space; nothing was kept")
     INTERNAL = ErrorSpec(500, "internal server error")
 
     @property

@@ -7,13 +7,18 @@ Framework"), and a client hanging up mid-body, which is no fault of the server, 
 
 - a client disconnect is one INFO line (method, path, how much of the body arrived) and no answer,
   since nobody is listening; what the handler had received is already rolled back by then;
+- a full disk or quota (the blob store's, or the index database's) is one ERROR line naming it and a
+  507 INSUFFICIENT_STORAGE: the operator's to fix, not a bug, and the client may retry later; what the
+  request wrote is already rolled back by the layers it went through;
 - anything else is one ERROR line with its traceback, and a 500 in the spec's format if the response
   has not started (if it has, the server closes the connection, and the client sees a short body).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +62,11 @@ class FailureBoundary:
                 received,
             )
         except Exception as error:
+            if _out_of_space(error):
+                log.error("out of storage space: %s %s: %s", scope["method"], scope["path"], error)
+                if not started:
+                    await error_response(RegistryError(ErrorCode.INSUFFICIENT_STORAGE))(scope, receive, send)
+                return
             log.exception(
                 "internal error in %s %s%s",
                 scope["method"],
@@ -66,3 +76,29 @@ class FailureBoundary:
             if not started:
                 failure = RegistryError(ErrorCode.INTERNAL, {"error": type(error).__name__})
                 await error_response(failure)(scope, receive, send)
+
+
+# PostgreSQL's SQLSTATE for a full disk (asyncpg's DiskFullError).
+_PG_DISK_FULL = "53100"
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """Whether a failure comes down to a full disk or quota, through any wrapping (SQLAlchemy's `orig`,
+    exception chaining)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(current, sqlite3.Error) and (
+            getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        ):
+            return True
+        if getattr(current, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return False
