@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.common import API_VERSION_HEADER, error_response, http_error, internal_error, registry_error
@@ -18,6 +19,8 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, SQLIndex
+from registry.limits.body import body_cut_short
+from registry.limits.rate import RateLimit
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
 
@@ -65,7 +68,7 @@ class Registry:
             settings=settings,
             index=index,
             store=store,
-            blobs=BlobService(index, store, settings.upload_expiry),
+            blobs=BlobService(index, store, settings.upload_expiry, settings.max_uploads_per_repository),
             manifests=ManifestService(index),
             users=users,
             auth=auth,
@@ -150,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             RegistryError: registry_error,
             HTTPException: http_error,
+            ClientDisconnect: body_cut_short,
             Exception: internal_error,
         },
     )
@@ -162,5 +166,13 @@ def create_app(settings: Settings) -> Starlette:
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
     if settings.read_only:
         app.add_middleware(_ReadOnly)
+    if settings.rate_limit:
+        # Outside auth: failed logins count against the rate too.
+        app.add_middleware(
+            RateLimit,
+            rate=settings.rate_limit,
+            burst=settings.rate_limit_burst,
+            trusted_proxies=settings.trusted_proxy_addresses,
+        )
     app.add_middleware(_VersionHeader)
     return app

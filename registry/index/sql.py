@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    func,
     make_url,
     select,
     update,
@@ -65,6 +66,7 @@ _BLOB_ANYWHERE = select(Blob.size).where(Blob.digest == bindparam("digest"))
 _UPLOAD = select(Upload.id).where(
     Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
 )
+_UPLOADS_IN_REPOSITORY = select(func.count(Upload.id)).where(Upload.repository == bindparam("repository"))
 _MANIFEST_BY_DIGEST = (
     select(*_MANIFEST_COLUMNS, Manifest.payload)
     .join(Repository, Repository.id == Manifest.repository_id)
@@ -357,6 +359,10 @@ class SQLIndex:
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
         return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
+
+    async def count_uploads(self, repository: str) -> int:
+        row = await self._first(_UPLOADS_IN_REPOSITORY, repository=repository)
+        return row[0] if row else 0
 
     async def touch_upload(self, upload_id: str) -> None:
         await self._transaction(_execute, self._writes.touch_upload, {"upload": upload_id, "now": utcnow()})
