@@ -14,6 +14,9 @@ What it does:
 - A body longer than that is not worth reading: the response says `Connection: close` (when its size
   is known before the response starts), and the rest is dropped while the response is sent, until the
   server reports the stream closed, so nothing blocks and the server closes the socket.
+- Except on HTTP/2, where one stream cannot close the connection its neighbours share, and hypercorn
+  fails the whole connection when data arrives for a stream it has closed: there the whole body is
+  drained (flow control and the read timeout still bound what a client can make us wait for).
 - A body that stops arriving for `read_timeout` seconds ends as a client disconnect (starlette raises
   `ClientDisconnect` in the handler, which rolls the upload's chunk back); the app's answer then
   finishes the exchange with the body incomplete, which makes the server close the connection.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -52,10 +56,11 @@ def _declared_length(scope: Scope) -> int | None:
 class _Body:
     """One request's body as the app sees it: counts what arrived, times out stalls, drains the rest."""
 
-    def __init__(self, receive: Receive, read_timeout: float, declared: int | None) -> None:
+    def __init__(self, receive: Receive, read_timeout: float, declared: int | None, limit: float) -> None:
         self._receive = receive
         self.read_timeout = read_timeout
         self.declared = declared
+        self.limit = limit
         self.received = 0
         # Set once the body's last chunk or a disconnect has been seen (by the app or by us).
         self.complete = False
@@ -80,11 +85,11 @@ class _Body:
 
     @property
     def too_long_to_drain(self) -> bool:
-        return self.declared is not None and self.declared - self.received > DRAIN_LIMIT
+        return self.declared is not None and self.declared - self.received > self.limit
 
     async def drain(self) -> None:
-        """Read and drop the rest of the body, up to DRAIN_LIMIT more bytes."""
-        limit = self.received + DRAIN_LIMIT
+        """Read and drop the rest of the body, up to `limit` more bytes."""
+        limit = self.received + self.limit
         while not self.complete and self.received <= limit:
             await self.receive()
 
@@ -120,7 +125,8 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = _Body(receive, self.read_timeout, _declared_length(scope))
+        limit = math.inf if scope["http_version"] == "2" else DRAIN_LIMIT
+        body = _Body(receive, self.read_timeout, _declared_length(scope), limit)
 
         async def guarded_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not body.complete and body.too_long_to_drain:

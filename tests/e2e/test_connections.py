@@ -185,6 +185,8 @@ def test_unread_bodies_over_http2(start, pki: Path) -> None:  # noqa: F811
         for _ in range(5):
             response = client.post("/v2/a/b/blobs/uploads/", content=body)
             assert response.status_code == 401 and response.http_version == "HTTP/2"
+        # Beyond what HTTP/1.1 drains: the whole body is read, the answer arrives, the connection stays.
+        assert client.post("/v2/a/b/blobs/uploads/", content=os.urandom(12 * MiB)).status_code == 401
         # HTTP/2 only advertises its header limit: the registry enforces it.
         assert client.get("/v2/", headers={"X-Padding": "p" * 8000}).status_code == 431
         assert connections(server) == 1
