@@ -19,6 +19,7 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, SQLIndex
+from registry.limits.rate import RateLimit
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
@@ -67,7 +68,7 @@ class Registry:
             settings=settings,
             index=index,
             store=store,
-            blobs=BlobService(index, store, settings.upload_expiry),
+            blobs=BlobService(index, store, settings.upload_expiry, settings.max_uploads_per_repository),
             manifests=ManifestService(index),
             users=users,
             auth=auth,
@@ -169,5 +170,13 @@ def create_app(settings: Settings) -> Starlette:
         app.add_middleware(_ReadOnly)
     # Every failure the layers above did not answer, their 500s included, still gets the version header.
     app.add_middleware(FailureBoundary)
+    if settings.rate_limit:
+        # Outside auth: failed logins count against the rate too.
+        app.add_middleware(
+            RateLimit,
+            rate=settings.rate_limit,
+            burst=settings.rate_limit_burst,
+            trusted_proxies=settings.trusted_proxy_addresses,
+        )
     app.add_middleware(_VersionHeader)
     return app

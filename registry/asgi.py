@@ -2,16 +2,22 @@
 
 `app()` is a factory: each worker process builds its own app from the `REGISTRY_*` environment that
 `registry serve` (or the operator) set, so every worker runs with the same settings.
+
+The connection's limits go around everything, starlette's own error middleware included, because what
+they protect is the server's connection, not any one route; the body guard outermost, so it also sees
+the header limit's answers.
 """
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from registry.app import create_app
 from registry.config import load_settings
+from registry.limits.body import BodyGuard
+from registry.limits.headers import HeaderLimit
 from registry.logs import configure as configure_logging
 
 
-def app() -> Starlette:
+def app() -> ASGIApp:
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return BodyGuard(HeaderLimit(create_app(settings), settings.max_header_size), settings.body_read_timeout)

@@ -55,6 +55,19 @@ class Settings:
     shutdown_timeout: float = 30.0
     # Serve pulls only: every change under /v2/ is refused. Set it while `registry gc` runs.
     read_only: bool = False
+    # Seconds a request body may send nothing before the request is abandoned (an upload's chunk rolls
+    # back) and its connection closed; seconds an idle keep-alive connection (or one still sending its
+    # headers) is kept; the most bytes of request headers accepted (431 beyond, on HTTP/1.1).
+    body_read_timeout: float = 60.0
+    idle_timeout: float = 15.0
+    max_header_size: int = 64 * 1024
+    # Open upload sessions one repository may have; a POST beyond it is refused (429). 0: no limit.
+    max_uploads_per_repository: int = 1000
+    # Requests per second each client address may make (behind trusted_proxies, the forwarded one),
+    # with bursts of up to rate_limit_burst; beyond it, 429 with Retry-After. 0 turns it off. Counted
+    # per server process.
+    rate_limit: float = 0.0
+    rate_limit_burst: int = 50
 
     # Who may do what. "none" is only allowed on a loopback address unless allow_anonymous_remote.
     auth: str = "none"
@@ -114,6 +127,12 @@ class Settings:
             raise ValueError("settings 'tls_cert' and 'tls_key' go together")
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
+        for name in ("body_read_timeout", "idle_timeout", "max_header_size", "rate_limit_burst"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"setting {name!r} must be above 0, not {getattr(self, name)!r}")
+        for name in ("max_uploads_per_repository", "rate_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"setting {name!r} must not be negative, not {getattr(self, name)!r}")
 
     @property
     def host(self) -> str:
@@ -123,6 +142,10 @@ class Settings:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        return frozenset(item.strip() for item in self.trusted_proxies.split(",") if item.strip())
 
     @property
     def index_url(self) -> str:

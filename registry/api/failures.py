@@ -5,8 +5,9 @@ too, so every 500 reached the log two or three times over (our handler, hypercor
 Framework"), and a client hanging up mid-body, which is no fault of the server, came out as an
 "unhandled error" with tracebacks. This middleware, inside Starlette's, lets nothing through:
 
-- a client disconnect is one INFO line (method, path, how much of the body arrived) and no answer,
-  since nobody is listening; what the handler had received is already rolled back by then;
+- a body cut short (the client left, or sent nothing for `body_read_timeout`) is one INFO line
+  (method, path, how much of the body arrived) and a 400 SIZE_INVALID for a client still listening;
+  what the handler had received is already rolled back by then;
 - a full disk or quota (the blob store's, or the index database's) is one ERROR line naming it and a
   507 INSUFFICIENT_STORAGE: the operator's to fix, not a bug, and the client may retry later; what the
   request wrote is already rolled back by the layers it went through;
@@ -56,11 +57,16 @@ class FailureBoundary:
             await self.app(scope, counting_receive, tracking_send)
         except ClientDisconnect:
             log.info(
-                "client disconnected: %s %s, after %d bytes of the request body",
+                "request body cut short (client gone or silent): %s %s, after %d bytes of the request body",
                 scope["method"],
                 scope["path"],
                 received,
             )
+            if not started:
+                cut_short = RegistryError(
+                    ErrorCode.SIZE_INVALID, {"reason": "the request body stopped arriving"}
+                )
+                await error_response(cut_short)(scope, receive, send)
         except Exception as error:
             if _out_of_space(error):
                 log.error("out of storage space: %s %s: %s", scope["method"], scope["path"], error)

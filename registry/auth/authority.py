@@ -64,9 +64,7 @@ class Authority:
             FailureLimiter(settings.login_failures_per_user, settings.login_failure_window),
             FailureLimiter(settings.login_failures_per_address, settings.login_failure_window),
         )
-        authority = cls(
-            settings, RulesFile(settings.access_rules), logins, frozenset(_csv(settings.trusted_proxies))
-        )
+        authority = cls(settings, RulesFile(settings.access_rules), logins, settings.trusted_proxy_addresses)
         if settings.auth == "token":
             authority._load_keys()
         return authority

@@ -143,6 +143,10 @@ def run_serve(args: argparse.Namespace) -> int:
     config.worker_class = "uvloop"
     config.workers = 0 if workers == 1 else workers
     config.graceful_timeout = settings.shutdown_timeout
+    # hypercorn's keep-alive timer also runs while a connection has not finished sending its headers.
+    config.keep_alive_timeout = settings.idle_timeout
+    config.h11_max_incomplete_size = settings.max_header_size
+    config.h2_max_header_list_size = settings.max_header_size
     config.loglevel = settings.log_level.upper()
     config.errorlog = server_log
     if settings.tls_cert:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    func,
     make_url,
     or_,
     select,
@@ -78,6 +79,7 @@ _HOLDERS = (
 _UPLOAD = select(Upload.id).where(
     Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
 )
+_UPLOADS_IN_REPOSITORY = select(func.count(Upload.id)).where(Upload.repository == bindparam("repository"))
 _MANIFEST_BY_DIGEST = (
     select(*_MANIFEST_COLUMNS, Manifest.payload)
     .join(Repository, Repository.id == Manifest.repository_id)
@@ -462,6 +464,10 @@ class SQLIndex:
     async def release_upload(self, upload_id: str, writer: str) -> bool:
         params = {"upload": upload_id, "claimant": writer, "now": utcnow()}
         return await self._transaction(_changed_any, self._writes.release_upload, params)
+
+    async def count_uploads(self, repository: str) -> int:
+        row = await self._first(_UPLOADS_IN_REPOSITORY, repository=repository)
+        return row[0] if row else 0
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._transaction(_execute, self._writes.delete_upload, {"id": upload_id})

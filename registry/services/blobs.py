@@ -81,10 +81,15 @@ async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 
 class BlobService:
-    def __init__(self, index: MetadataIndex, store: BlobStore, upload_expiry: int) -> None:
+    def __init__(
+        self, index: MetadataIndex, store: BlobStore, upload_expiry: int, max_uploads: int = 0
+    ) -> None:
         self.index = index
         self.store = store
         self.upload_expiry = upload_expiry
+        # Open sessions per repository (0: no limit). Checked, not reserved: concurrent POSTs may
+        # overshoot by a few, which is fine for a limit meant to stop runaway clients.
+        self.max_uploads = max_uploads
 
     async def size(self, repository: str, digest: Digest) -> int:
         size = await self.index.blob_size(repository, str(digest))
@@ -133,6 +138,13 @@ class BlobService:
     # Upload sessions
 
     async def start_upload(self, repository: str) -> str:
+        if self.max_uploads and await self.index.count_uploads(repository) >= self.max_uploads:
+            raise RegistryError(
+                ErrorCode.TOOMANYREQUESTS,
+                {"repository": repository, "maxUploads": self.max_uploads},
+                message=f"{repository} already has {self.max_uploads} open upload sessions: "
+                "finish or cancel some first",
+            )
         upload_id = str(uuid.uuid4())
         await self.store.create_upload(upload_id)
         await self.index.create_upload(upload_id, repository)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from registry.storage.base import BlobStore
+from registry.storage.base import BlobStore, BlobUnreadable
 from registry.types import Digest
 
 
@@ -41,6 +41,6 @@ async def rehash(store: BlobStore, digest: Digest, pace: Pace) -> tuple[str, int
             await asyncio.to_thread(hasher.update, piece)
             size += len(piece)
             await pace.spend(len(piece))
-    except FileNotFoundError:
+    except BlobUnreadable:  # read to the end, so only a missing blob
         return None
     return hasher.hexdigest(), size
