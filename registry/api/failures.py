@@ -57,7 +57,7 @@ class FailureBoundary:
             await self.app(scope, counting_receive, tracking_send)
         except ClientDisconnect:
             log.info(
-                "request body cut short (client gone or silent): %s %s, after %d bytes of the request body",
+                "request body cut short (client disconnected or silent): %s %s, after %d bytes of the body",
                 scope["method"],
                 scope["path"],
                 received,
