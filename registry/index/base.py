@@ -71,6 +71,10 @@ class MetadataIndex(Protocol):
         """Up to `limit` repositories a blob is linked into, in name order (a mount without `from`)."""
         ...
 
+    async def any_blob_size(self, digest: str) -> int | None:
+        """Size of a blob the index records anywhere (scrub tells a collected blob from a lost one)."""
+        ...
+
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
         """Make a committed blob visible in a repository, closing the upload session that made it."""
         ...

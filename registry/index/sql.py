@@ -76,6 +76,7 @@ _HOLDERS = (
     .order_by(Repository.name)
     .limit(bindparam("limit"))
 )
+_BLOB_ANYWHERE = select(Blob.size).where(Blob.digest == bindparam("digest"))
 _UPLOAD = select(Upload.id).where(
     Upload.id == bindparam("upload"), Upload.repository == bindparam("repository")
 )
@@ -405,6 +406,10 @@ class SQLIndex:
 
     async def repositories_holding(self, digest: str, limit: int) -> list[str]:
         return await self._column(_HOLDERS, digest=digest, limit=limit)
+
+    async def any_blob_size(self, digest: str) -> int | None:
+        row = await self._first(_BLOB_ANYWHERE, digest=digest)
+        return row[0] if row else None
 
     async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
         await self._transaction(self._link_blob, repository, digest, size, upload_id)
