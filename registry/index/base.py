@@ -31,7 +31,8 @@ class ManifestPut:
     record: ManifestRecord
     blobs: Sequence[str] = field(default_factory=tuple)
     manifests: Sequence[str] = field(default_factory=tuple)
-    tag: str | None = None
+    # Pushed by tag, that one; pushed by digest, any `tag` query parameters, applied in the same transaction.
+    tags: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class MetadataIndex(Protocol):
         ...
 
     async def put_manifest(self, repository: str, put: ManifestPut) -> None:
-        """Record a manifest (and tag it); raises MissingReferences, recording nothing, if it dangles."""
+        """Record a manifest (and its tags); raises MissingReferences, recording nothing, if it dangles."""
         ...
 
     async def delete_manifest(self, repository: str, digest: str) -> bool: ...

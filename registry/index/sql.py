@@ -504,9 +504,9 @@ class SQLIndex:
         references += [{"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests]
         if references:
             conn.execute(writes.add_reference, references)
-        if put.tag is not None:
-            tag = {"repository_id": repo_id, "name": put.tag, "manifest_id": manifest_id, "now": utcnow()}
-            conn.execute(writes.set_tag, tag)
+        if put.tags:
+            tag = {"repository_id": repo_id, "manifest_id": manifest_id, "now": utcnow()}
+            conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self._transaction(self._delete_manifest, repository, digest)
