@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from registry.app import Registry
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
-# Without `n`, listings answer at most this many entries and a Link to the rest.
+# Without `n`, the catalog answers at most this many entries and a Link to the rest; the tag list answers
+# everything, read from the index this many at a time.
 DEFAULT_PAGE = 1000
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -35,10 +36,11 @@ def digest_param(request: Request, key: str = "digest") -> Digest:
     return Digest.parse(request.path_params[key])
 
 
-def page_request(request: Request) -> tuple[int, str | None]:
+def page_request(request: Request) -> tuple[int | None, str | None]:
+    """`n` (None when the client did not ask for a page size) and `last`."""
     raw = request.query_params.get("n")
     if raw is None or raw == "":
-        return DEFAULT_PAGE, request.query_params.get("last") or None
+        return None, request.query_params.get("last") or None
     try:
         limit = int(raw)
     except ValueError:

@@ -45,8 +45,9 @@ async def _bounded_body(request: Request) -> bytes:
 
 async def put_manifest(request: Request) -> Response:
     name, reference = repository(request), request.path_params["reference"]
+    tag_params = request.query_params.getlist("tag")
     body = await _bounded_body(request)
-    put = parse_manifest(body, request.headers.get("content-type"), reference)
+    put = parse_manifest(body, request.headers.get("content-type"), reference, tag_params)
     record = await services(request).manifests.put(name, put)
     headers = {
         "Location": f"/v2/{name}/manifests/{record.digest}",
@@ -55,7 +56,12 @@ async def put_manifest(request: Request) -> Response:
     }
     if record.subject:
         headers["OCI-Subject"] = record.subject
-    return Response(status_code=201, headers=headers)
+    response = Response(status_code=201, headers=headers)
+    if tag_params:
+        # One header per tag applied: what tells a client this registry took them all in this one request.
+        for tag in put.tags:
+            response.headers.append("OCI-Tag", tag)
+    return response
 
 
 async def delete_manifest(request: Request) -> Response:

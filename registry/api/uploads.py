@@ -111,7 +111,9 @@ async def append_chunk(request: Request) -> Response:
 async def finish_upload(request: Request) -> Response:
     name, upload_id = repository(request), _upload_id(request)
     digest = _required_digest(request)
-    await services(request).blobs.finish(name, upload_id, digest, request.stream())
+    await services(request).blobs.finish(
+        name, upload_id, digest, request.stream(), request.headers.get("content-range")
+    )
     return _created(name, digest)
 
 

@@ -31,7 +31,8 @@ class ManifestPut:
     record: ManifestRecord
     blobs: Sequence[str] = field(default_factory=tuple)
     manifests: Sequence[str] = field(default_factory=tuple)
-    tag: str | None = None
+    # Pushed by tag, that one; pushed by digest, any `tag` query parameters, applied in the same transaction.
+    tags: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ class MetadataIndex(Protocol):
         ...
 
     async def put_manifest(self, repository: str, put: ManifestPut) -> None:
-        """Record a manifest (and tag it); raises MissingReferences, recording nothing, if it dangles."""
+        """Record a manifest (and its tags); raises MissingReferences, recording nothing, if it dangles."""
         ...
 
     async def delete_manifest(self, repository: str, digest: str) -> bool: ...
@@ -133,12 +134,17 @@ class MetadataIndex(Protocol):
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
-    async def unreferenced_blobs(self) -> list[str]:
-        """Blobs no repository links and no manifest references: what garbage collection may remove."""
+    async def unreferenced_blobs(self, linked_before: datetime) -> list[str]:
+        """Blobs no manifest references and no repository linked since `linked_before`: garbage.
+
+        Manifests, tagged or not, are the roots; a repository's link protects a blob only for the grace
+        period that `linked_before` ends, while the push that made it has yet to write its manifest.
+        """
         ...
 
-    async def forget_blob(self, digest: str) -> bool:
-        """Drop a blob's record if it is still unreferenced; True when it was, and its bytes may go."""
+    async def forget_blob(self, digest: str, linked_before: datetime) -> bool:
+        """Drop a blob's links and record in one transaction, if it is still garbage; True when it was,
+        and its bytes may go."""
         ...
 
     # Scrub: what the index claims, checked against the bytes elsewhere (the index never reads a blob).

@@ -72,7 +72,9 @@ class RepositoryBlob(Base):
         ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
     )
     digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest"), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The last push or mount into the repository: garbage collection spares the blob for a grace period
+    # after it, since a push in progress links its blobs before its manifest references them.
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Manifest(Base):
@@ -102,6 +104,8 @@ class ManifestReference(Base):
     """A blob or child manifest a manifest points at; what keeps it alive through GC."""
 
     __tablename__ = "manifest_references"
+    # Whether anything references a blob: garbage collection asks it of every blob.
+    __table_args__ = (Index("manifest_reference_digest", "digest"),)
 
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
     digest: Mapped[str] = mapped_column(String(DIGEST_LEN), primary_key=True)

@@ -92,14 +92,14 @@ _MANIFEST_BY_TAG = (
     .join(Repository, Repository.id == Tag.repository_id)
     .where(Repository.name == bindparam("repository"), Tag.name == bindparam("reference"))
 )
-_UNREFERENCED_BLOBS = (
-    select(Blob.digest)
-    .where(
-        ~exists().where(RepositoryBlob.digest == Blob.digest),
-        ~exists().where(ManifestReference.digest == Blob.digest),
-    )
-    .order_by(Blob.digest)
+# Garbage: no manifest references it, and no repository linked it since `linked_before`. Every manifest
+# present is a root (tagged or not), and its references rows are what it reaches, so this is the whole
+# reachability walk: tags -> manifests -> child manifests (kept as manifests) -> configs and layers.
+_UNREFERENCED = ~exists().where(ManifestReference.digest == Blob.digest)
+_NO_RECENT_LINK = ~exists().where(
+    RepositoryBlob.digest == Blob.digest, RepositoryBlob.linked_at >= bindparam("linked_before")
 )
+_UNREFERENCED_BLOBS = select(Blob.digest).where(_UNREFERENCED, _NO_RECENT_LINK).order_by(Blob.digest)
 _REPOSITORY = select(Repository.id).where(Repository.name == bindparam("repository"))
 # "" sorts before every name, so an absent `last` is simply "".
 _TAGS = (
@@ -176,10 +176,11 @@ class _WriteStatements:
             .values(digest=bindparam("digest"), size=bindparam("size"))
             .on_conflict_do_nothing()
         )
-        self.link_blob = (
-            insert(table(RepositoryBlob))
-            .values(repository_id=bindparam("repository_id"), digest=bindparam("digest"))
-            .on_conflict_do_nothing()
+        link_blob = insert(table(RepositoryBlob)).values(
+            repository_id=bindparam("repository_id"), digest=bindparam("digest"), linked_at=bindparam("now")
+        )
+        self.link_blob = link_blob.on_conflict_do_update(
+            index_elements=["repository_id", "digest"], set_={"linked_at": link_blob.excluded.linked_at}
         )
         self.unlink_blob = delete(RepositoryBlob).where(
             RepositoryBlob.repository_id == bindparam("repository_id"),
@@ -230,11 +231,14 @@ class _WriteStatements:
             ManifestReference.manifest_id == bindparam("manifest_id")
         )
         self.delete_manifest = delete(Manifest).where(Manifest.id == bindparam("manifest_id"))
-        self.forget_blob = delete(Blob).where(
-            Blob.digest == bindparam("digest"),
-            ~exists().where(RepositoryBlob.digest == Blob.digest),
-            ~exists().where(ManifestReference.digest == Blob.digest),
+        # Locks the blob's row (PostgreSQL; SQLite's write transactions are exclusive) while it is re-checked.
+        self.garbage_blob = (
+            select(Blob.digest)
+            .where(Blob.digest == bindparam("digest"), _UNREFERENCED, _NO_RECENT_LINK)
+            .with_for_update()
         )
+        self.unlink_everywhere = delete(RepositoryBlob).where(RepositoryBlob.digest == bindparam("digest"))
+        self.forget_blob = delete(Blob).where(Blob.digest == bindparam("digest"))
         self.add_upload = insert(table(Upload)).values(id=bindparam("id"), repository=bindparam("repository"))
         self.claim_upload = (
             update(Upload)
@@ -419,7 +423,7 @@ class SQLIndex:
     ) -> None:
         repo_id = self._repository_id(conn, repository, create=True)
         conn.execute(self._writes.add_blob, {"digest": digest, "size": size})
-        conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest})
+        conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest, "now": utcnow()})
         if upload_id is not None:
             conn.execute(self._writes.delete_upload, {"id": upload_id})
 
@@ -515,9 +519,9 @@ class SQLIndex:
         references += [{"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests]
         if references:
             conn.execute(writes.add_reference, references)
-        if put.tag is not None:
-            tag = {"repository_id": repo_id, "name": put.tag, "manifest_id": manifest_id, "now": utcnow()}
-            conn.execute(writes.set_tag, tag)
+        if put.tags:
+            tag = {"repository_id": repo_id, "manifest_id": manifest_id, "now": utcnow()}
+            conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         return await self._transaction(self._delete_manifest, repository, digest)
@@ -563,11 +567,19 @@ class SQLIndex:
 
     # Garbage collection
 
-    async def unreferenced_blobs(self) -> list[str]:
-        return await self._column(_UNREFERENCED_BLOBS)
+    async def unreferenced_blobs(self, linked_before: datetime) -> list[str]:
+        # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
+        return await self._transaction(_scalars, _UNREFERENCED_BLOBS, {"linked_before": linked_before})
 
-    async def forget_blob(self, digest: str) -> bool:
-        return await self._transaction(_changed_any, self._writes.forget_blob, {"digest": digest})
+    async def forget_blob(self, digest: str, linked_before: datetime) -> bool:
+        return await self._transaction(self._forget_blob, digest, linked_before)
+
+    def _forget_blob(self, conn: Connection, digest: str, linked_before: datetime) -> bool:
+        params = {"digest": digest, "linked_before": linked_before}
+        if conn.execute(self._writes.garbage_blob, params).first() is None:
+            return False
+        conn.execute(self._writes.unlink_everywhere, params)
+        return conn.execute(self._writes.forget_blob, params).rowcount > 0
 
     # Scrub
 
@@ -622,6 +634,10 @@ def _missing(conn: Connection, query: Select, repository_id: int | None, wanted:
         return []
     found = set(conn.scalars(query, {"repository_id": repository_id, "digests": sorted(set(wanted))}))
     return sorted(set(wanted) - found)
+
+
+def _scalars(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:
+    return list(conn.scalars(query, params))
 
 
 def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:

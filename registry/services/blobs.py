@@ -60,6 +60,16 @@ def _wrong_offset(size: int, message: str) -> RegistryError:
     )
 
 
+def _in_order(body: AsyncIterator[bytes], content_range: str | None, size: int) -> AsyncIterator[bytes]:
+    """A chunk's bytes, refused with 416 unless its Content-Range starts where the staged bytes end."""
+    if content_range is None:
+        return body
+    span = parse_content_range(content_range)
+    if span.first != size:
+        raise _wrong_offset(size, "chunk does not start at the end of the upload")
+    return _exactly(body, span.length)
+
+
 async def _exactly(chunks: AsyncIterator[bytes], expected: int) -> AsyncIterator[bytes]:
     """Pass a body through, failing (so the writer rolls back) if it is not `expected` bytes long."""
     seen = 0
@@ -192,20 +202,21 @@ class BlobService:
     ) -> int:
         """Stream a chunk (or, without Content-Range, the rest of the blob) into a session."""
         async with self._writing(repository, upload_id) as (claim, writer):
-            if content_range is not None:
-                span = parse_content_range(content_range)
-                if span.first != writer.size:
-                    raise _wrong_offset(writer.size, "chunk does not start at the end of the upload")
-                body = _exactly(body, span.length)
-            await writer.write(claim.fenced(body))
+            await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
             return writer.size
 
     async def finish(
-        self, repository: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
+        self,
+        repository: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        content_range: str | None,
     ) -> None:
-        """Take the last bytes, verify the digest and publish the blob; the session ends either way."""
+        """Take the last bytes, verify the digest and publish the blob; the session ends either way, but
+        for a last chunk at the wrong offset, refused (416) before anything is written, as a PATCH's is."""
         async with self._writing(repository, upload_id) as (claim, writer):
-            await writer.write(claim.fenced(body))
+            await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
             claim.check()
             try:
                 size = await writer.commit(digest)

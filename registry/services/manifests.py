@@ -7,6 +7,7 @@ describes them, and parsed once at push time only to validate them and to record
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
 from registry.errors import ErrorCode, RegistryError
@@ -70,8 +71,24 @@ def _descriptors(value: Any, where: str) -> list[dict[str, Any]]:
     return [_descriptor(item, f"{where}[{i}]") for i, item in enumerate(value)]
 
 
-def parse_manifest(body: bytes, content_type: str | None, reference: str) -> ManifestPut:
-    """Validate a pushed manifest and extract what the index records about it."""
+def _tags(reference: str, extra: Sequence[str]) -> tuple[str, ...]:
+    """The tags a push applies: the reference when it is a tag, else the `tag` query parameters (the spec's
+    main branch), each valid, or none at all."""
+    if not is_digest(reference):
+        if extra:
+            raise _invalid("tag parameters need a manifest pushed by digest", tags=list(extra))
+        extra = [reference]
+    for tag in extra:
+        if not valid_tag(tag):
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, {"tag": tag}, message="invalid tag")
+    return tuple(dict.fromkeys(extra))
+
+
+def parse_manifest(
+    body: bytes, content_type: str | None, reference: str, tags: Sequence[str] = ()
+) -> ManifestPut:
+    """Validate a pushed manifest and its tags and extract what the index records about them."""
+    applied = _tags(reference, tags)
     if len(body) > MAX_MANIFEST_SIZE:
         raise RegistryError(
             ErrorCode.MANIFEST_INVALID, {"size": len(body), "limit": MAX_MANIFEST_SIZE}, status=413
@@ -82,8 +99,6 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
         if digest != claimed:
             raise RegistryError(ErrorCode.DIGEST_INVALID, {"expected": reference, "actual": str(digest)})
     else:
-        if not valid_tag(reference):
-            raise RegistryError(ErrorCode.MANIFEST_INVALID, {"tag": reference}, message="invalid tag")
         digest = Digest.of(body)
     try:
         document = load(body)
@@ -126,8 +141,7 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
         annotations=json.dumps(annotations, separators=(",", ":")) if annotations else None,
         payload=body,
     )
-    tag = None if is_digest(reference) else reference
-    return ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), tag)
+    return ManifestPut(record, tuple(dict.fromkeys(blobs)), tuple(children), applied)
 
 
 def _artifact_type(value: Any, where: str) -> str | None:

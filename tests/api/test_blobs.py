@@ -109,6 +109,32 @@ def test_chunk_out_of_order_or_repeated_is_416(client: httpx.Client, repo: str, 
     assert client.put(location, params={"digest": sha256(b"0123456789")}).status_code == 201
 
 
+@pytest.mark.parametrize("bad_range", ["10-14", "0-4"])
+def test_final_chunk_out_of_order_on_put_is_416_and_keeps_the_session(
+    client: httpx.Client, repo: str, bad_range: str
+) -> None:
+    """The spec's main branch: a closing PUT whose Content-Range skips ahead or repeats a chunk is refused
+    like such a PATCH, and the client recovers with GET and the right chunk."""
+    location = _start(client, repo)
+    assert client.patch(location, content=b"01234", headers={"Content-Range": "0-4"}).status_code == 202
+    digest = sha256(b"0123456789")
+    response = client.put(
+        location, params={"digest": digest}, content=b"56789", headers={"Content-Range": bad_range}
+    )
+    assert response.status_code == 416, response.text
+    assert errors(response) == ["BLOB_UPLOAD_INVALID"]
+    assert response.headers["Range"] == "0-4"
+    _assert_absent(client, repo, digest)
+    status = client.get(location)
+    assert status.status_code == 204
+    assert status.headers["Range"] == "0-4"
+    response = client.put(
+        location, params={"digest": digest}, content=b"56789", headers={"Content-Range": "5-9"}
+    )
+    assert response.status_code == 201, response.text
+    assert client.get(f"/v2/{repo}/blobs/{digest}").content == b"0123456789"
+
+
 def test_chunk_whose_length_disagrees_with_content_range_keeps_nothing(
     client: httpx.Client, repo: str
 ) -> None:

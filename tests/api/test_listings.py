@@ -47,6 +47,34 @@ def test_tags_sorted_and_paginated(client: httpx.Client, repo: str) -> None:
     assert client.get(f"/v2/{repo}/tags/list", params={"n": 0}).json()["tags"] == []
 
 
+def test_tags_without_n_is_the_whole_list(client: httpx.Client, repo: str) -> None:
+    """The spec: without `n` the answer is every tag (clients such as regctl read one page only), even past
+    the page size the index is read in."""
+    body = image_manifest(client, repo)
+    digest = sha256(body)
+    assert put_manifest(client, repo, digest, body).status_code == 201
+    names = [f"t{i:05d}" for i in range(2500)]
+    for start in range(0, len(names), 100):
+        batch = names[start : start + 100]
+        response = client.put(
+            f"/v2/{repo}/manifests/{digest}",
+            params=[("tag", tag) for tag in batch],
+            content=body,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert response.status_code == 201, response.text
+    response = client.get(f"/v2/{repo}/tags/list")
+    assert response.status_code == 200
+    assert "Link" not in response.headers
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"name": repo, "tags": names}
+    after = client.get(f"/v2/{repo}/tags/list", params={"last": names[999]})
+    assert after.json()["tags"] == names[1000:] and "Link" not in after.headers
+    page = client.get(f"/v2/{repo}/tags/list", params={"n": 1500})
+    assert page.json()["tags"] == names[:1500]
+    assert page.headers["Link"] == f'</v2/{repo}/tags/list?n=1500&last={names[1499]}>; rel="next"'
+
+
 def test_bad_page_size(client: httpx.Client, repo: str) -> None:
     put_manifest(client, repo, "x", image_manifest(client, repo))
     for bad in ("-1", "abc"):

@@ -237,6 +237,49 @@ def test_unknown_and_invalid_references(client: httpx.Client, repo: str) -> None
     assert client.head(f"/v2/{repo}/manifests/nosuchtag").status_code == 404
 
 
+def _put_with_tags(client: httpx.Client, repo: str, reference: str, body: bytes, tags: list[str]):
+    return client.put(
+        f"/v2/{repo}/manifests/{reference}",
+        params=[("tag", tag) for tag in tags],
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+
+
+def test_push_by_digest_with_tags_applies_each_tag(client: httpx.Client, repo: str) -> None:
+    body = image_manifest(client, repo)
+    digest = sha256(body)
+    response = _put_with_tags(client, repo, digest, body, ["v1", "latest", "v1"])
+    assert response.status_code == 201, response.text
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers.get_list("OCI-Tag") == ["v1", "latest"]
+    assert _tags(client, repo) == ["latest", "v1"]
+    for tag in ("v1", "latest"):
+        assert client.get(f"/v2/{repo}/manifests/{tag}").content == body
+
+
+@pytest.mark.parametrize("tags", [["good", ".INVALID"], ["good", "x" * 129], ["good", ""]])
+def test_push_by_digest_with_an_invalid_tag_changes_nothing(
+    client: httpx.Client, repo: str, tags: list[str]
+) -> None:
+    body = image_manifest(client, repo)
+    response = _put_with_tags(client, repo, sha256(body), body, tags)
+    assert response.status_code == 400
+    assert errors(response) == ["MANIFEST_INVALID"]
+    assert "OCI-Tag" not in response.headers
+    assert client.get(f"/v2/{repo}/manifests/{sha256(body)}").status_code == 404
+    assert _tags(client, repo) == []
+
+
+def test_tag_parameters_need_a_digest_reference(client: httpx.Client, repo: str) -> None:
+    body = image_manifest(client, repo)
+    response = _put_with_tags(client, repo, "main", body, ["other"])
+    assert response.status_code == 400
+    assert errors(response) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/{sha256(body)}").status_code == 404
+    assert _tags(client, repo) == []
+
+
 def test_retag_moves_the_tag(client: httpx.Client, repo: str) -> None:
     first = image_manifest(client, repo, layers=[b"one"])
     second = image_manifest(client, repo, layers=[b"two"])
