@@ -28,6 +28,7 @@ from registry.client.store import ImageListing, ImageNotFound, ImageStore
 from registry.client.units import age, human_size, parse_time
 
 if TYPE_CHECKING:
+    from registry.client.credentials import Credentials
     from registry.client.distribution import RegistryClient
     from registry.client.progress import Progress
     from registry.client.pull import PullResult
@@ -78,7 +79,7 @@ def _store(args: argparse.Namespace) -> ImageStore:
     return ImageStore(args.root)
 
 
-def _stored_credentials(args: argparse.Namespace, domain: str) -> tuple[str, str] | None:
+def _stored_credentials(args: argparse.Namespace, domain: str) -> Credentials | None:
     from registry.client.credentials import CredentialStore
 
     return CredentialStore(args.authfile).get(domain)
@@ -87,7 +88,7 @@ def _stored_credentials(args: argparse.Namespace, domain: str) -> tuple[str, str
 def _connected(
     args: argparse.Namespace,
     api_host: str,
-    credentials: tuple[str, str] | None,
+    credentials: Credentials | None,
     work: Callable[[RegistryClient], Coroutine[Any, Any, T]],
 ) -> T:
     """Run `work(client)` against the registry at `api_host`."""
@@ -431,7 +432,7 @@ def _server(text: str | None) -> tuple[str, str]:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    from registry.client.credentials import CredentialStore
+    from registry.client.credentials import Credentials, CredentialStore
 
     domain, api_host = _server(args.server)
     username = args.username or (input("Username: ") if sys.stdin.isatty() else "")
@@ -441,7 +442,7 @@ def run_login(args: argparse.Namespace) -> int:
         password = args.password or (getpass.getpass("Password: ") if sys.stdin.isatty() else "")
     if not username or not password:
         raise ValueError("a username and a password are needed (-u and -p or --password-stdin)")
-    _connected(args, api_host, (username, password), lambda client: client.check_login())
+    _connected(args, api_host, Credentials(username, password), lambda client: client.check_login())
     CredentialStore(args.authfile).set(domain, username, password)
     print("Login Succeeded")
     return 0

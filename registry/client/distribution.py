@@ -18,6 +18,7 @@ import httpx
 
 from registry.client import transport
 from registry.client.auth import RegistryAuth
+from registry.client.credentials import Credentials
 from registry.client.errors import RegistryClientError
 from registry.client.media import MANIFEST_ACCEPT
 
@@ -49,7 +50,7 @@ class RegistryClient:
     def __init__(
         self,
         api_host: str,
-        credentials: tuple[str, str] | None = None,
+        credentials: Credentials | None = None,
         insecure: bool = False,
         ca_cert: Path | None = None,
         max_connections: int = 8,
