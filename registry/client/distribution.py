@@ -16,7 +16,7 @@ from typing import Final
 
 import httpx
 
-from registry.client import transport
+from registry.client import certs, transport
 from registry.client.auth import RegistryAuth
 from registry.client.credentials import Credentials
 from registry.client.errors import RegistryClientError
@@ -82,12 +82,9 @@ class RegistryClient:
                 continue
             self._http = http
             return self
-        hint = (
-            ""
-            if transport.is_loopback(self.api_host)
-            else " (--insecure allows a registry without valid TLS)"
-        )
-        raise RegistryClientError(f"cannot reach registry {self.api_host}: {'; '.join(failures)}{hint}")
+        reasons = "; ".join(failures)
+        hint = f" ({certs.hint(self.api_host)})" if "SSL" in reasons else ""
+        raise RegistryClientError(f"cannot reach registry {self.api_host}: {reasons}{hint}")
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
