@@ -40,6 +40,11 @@ def _error_detail(response: httpx.Response) -> str:
         return f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
+def named(repository: str, reference: str) -> str:
+    """`repo:tag` or `repo@sha256:...`: a digest (the only reference with a colon) joins with `@`."""
+    return f"{repository}{'@' if ':' in reference else ':'}{reference}"
+
+
 def check(response: httpx.Response, what: str) -> None:
     """Raise a RegistryClientError naming `what` failed, with the registry's reason, unless successful."""
     if not response.is_success:
@@ -107,7 +112,7 @@ class RegistryClient:
         response = await self.http.get(
             f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}
         )
-        check(response, f"manifest {repository}:{reference}")
+        check(response, f"manifest {named(repository, reference)}")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Manifest(response.content, media_type, response.headers.get("Docker-Content-Digest"))
 
@@ -166,5 +171,5 @@ class RegistryClient:
         response = await self.http.put(
             f"/v2/{repository}/manifests/{reference}", content=data, headers={"Content-Type": media_type}
         )
-        check(response, f"manifest {repository}:{reference}")
+        check(response, f"manifest {named(repository, reference)}")
         return response.headers.get("Docker-Content-Digest")
