@@ -2,7 +2,8 @@
 load, import, login, logout, `image ...` (ls, rm, prune and the others again) and `system df`.
 
 Each command is a thin function over registry.client: parse, call, print. Every command takes `--root`
-(the local image store, default REGISTRY_CLIENT_ROOT or ~/.local/share/registry/client); the ones that
+(the local image store, default REGISTRY_CLIENT_ROOT or ~/.local/share/registry/client), before or after
+the command's name; the ones that
 talk to a registry take `--insecure`, `--ca-cert` and `--authfile`.
 """
 
@@ -43,7 +44,10 @@ Command = Callable[[argparse.Namespace], int]
 def client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """Parent parsers: the local store's option, and how to reach a registry (also `run`'s, which pulls)."""
     store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--root", type=Path, help="local image store (REGISTRY_CLIENT_ROOT)")
+    # SUPPRESS: left out, it must not reset a `registry --root DIR COMMAND` given before the command.
+    store.add_argument(
+        "--root", type=Path, default=argparse.SUPPRESS, help="local image store (REGISTRY_CLIENT_ROOT)"
+    )
     network = argparse.ArgumentParser(add_help=False)
     network.add_argument("--insecure", action="store_true", help="allow HTTPS without verification, or HTTP")
     network.add_argument("--ca-cert", type=Path, help="PEM file of CA certificates to trust for the registry")

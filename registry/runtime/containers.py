@@ -61,9 +61,9 @@ class ExecOptions:
 
 @dataclass(frozen=True)
 class ImageToRun:
-    """What `run` needs of a local image: its reference, config digest, diff_ids and layer blobs."""
+    """What `run` needs of a local image: its name, config digest, diff_ids and layer blobs."""
 
-    reference: str
+    reference: str  # as the user named it (`ps` shows it so, as Docker does)
     config_digest: str
     diff_ids: list[str]
     layers: Sequence[LayerBlob]

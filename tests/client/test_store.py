@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,19 @@ def test_system_df_counts_shared_layers_once(cli: CLI, store: ImageStore, layout
     verbose = cli("system", "df", "-v").out
     row = next(line for line in verbose.splitlines() if line.startswith("a/app"))
     assert human_size(busybox_layer) in row.split()  # its shared size
+
+
+def test_root_is_a_global_option_too(cli: CLI, store: ImageStore, layouts: dict, tmp_path: Path) -> None:
+    add_layout(store, layouts["a"], "1", "a/app")
+    other = tmp_path / "other"
+    assert "a/app" not in cli("--root", str(other), "images").out  # before the command: the other store
+    assert "a/app" not in cli("images", "--root", str(other)).out  # after it, as before
+    assert "a/app" in cli("--root", str(store.root), "images").out
+    assert cli("--root", str(other), "tag", "a/app:1", "b/app:1").code == 1  # not in that store
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    shown = subprocess.run([sys.executable, "-m", "registry", "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout == f"registry {version('registry')}\n", shown

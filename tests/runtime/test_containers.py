@@ -145,3 +145,23 @@ def test_the_unpacked_image_is_cached(registry: Registry, image: str) -> None:
     record = registry("run", "-d", image, "sleep", "5", check=True).stdout.strip()
     state = registry.inspect(record)
     assert state["lower"] == str(cached[0]) and state["storage"] == "overlay"
+
+
+def test_ps_shows_the_image_as_the_user_named_it(registry: Registry, pulled: Pulled) -> None:
+    short = "mybb:latest"
+    registry("tag", pulled.reference, short, check=True)
+    registry("run", "-d", "--name", "named", short, "sleep", "60", check=True)
+    row = registry("ps").stdout.splitlines()[1].split()
+    assert row[1] == short, row
+    registry("rm", "-f", "named", check=True)
+
+
+def test_a_terminal_is_refused_when_the_input_is_not_one(registry: Registry, image: str) -> None:
+    registry("run", "-d", "--name", "busy", image, "sleep", "60", check=True)
+    for command in (["exec", "-it", "busy", "sh"], ["run", "--rm", "-it", image, "sh"]):
+        refused = registry(*command, stdin=subprocess.DEVNULL)
+        assert refused.returncode == 1 and refused.stderr == "registry: the input device is not a TTY\n", (
+            command,
+            refused,
+        )
+    registry("rm", "-f", "busy", check=True)
