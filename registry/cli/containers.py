@@ -277,27 +277,23 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    from registry.runtime.state import ContainerNotFound, ContainerStore
+    from registry.runtime import logfile
+    from registry.runtime.state import LOG, ContainerNotFound, ContainerStore
 
     store = ContainerStore()
     try:
         container = store.find(args.container)
     except ContainerNotFound as error:
         return _error(error)
-    path = store.directory(container) / "log"
+    path = store.directory(container) / LOG
     if not path.exists():
         return 0
-    out = sys.stdout.buffer
+    sinks = {logfile.STDOUT: sys.stdout.buffer, logfile.STDERR: sys.stderr.buffer}
     with open(path, "rb") as log:
-        while True:
-            data = log.read(1 << 16)
-            if data:
-                out.write(data)
-                continue
-            out.flush()
-            if not args.follow or not container.running:
-                return 0
-            time.sleep(0.1)
+        for stream, data in logfile.replay(log, lambda: args.follow and container.running):
+            sinks[stream].write(data)
+            sinks[stream].flush()
+    return 0
 
 
 def run_exec(args: argparse.Namespace) -> int:

@@ -165,3 +165,11 @@ def test_a_terminal_is_refused_when_the_input_is_not_one(registry: Registry, ima
             refused,
         )
     registry("rm", "-f", "busy", check=True)
+
+
+def test_logs_keep_stdout_and_stderr_apart(registry: Registry, image: str) -> None:
+    script = "echo out 1; echo err 1 >&2; echo out 2"
+    registry("run", "-d", "--name", "streams", image, "sh", "-c", script, check=True)
+    wait_for(lambda: "Exited (0)" in registry("ps", "-a").stdout)
+    logs = registry("logs", "streams")
+    assert (logs.stdout, logs.stderr) == ("out 1\nout 2\n", "err 1\n")
