@@ -277,6 +277,7 @@ def _image_id(row: _Row, full: bool) -> str:
 
 def run_rmi(args: argparse.Namespace) -> int:
     store = _store(args)
+    before = _layer_chains(store)
     status = 0
     for name in args.images:
         try:
@@ -285,7 +286,26 @@ def run_rmi(args: argparse.Namespace) -> int:
             print(f"registry: {error}", file=sys.stderr)
             status = 1
     store.collect_garbage()
+    _remove_unpacked(before - _layer_chains(store), _layer_chains(store))
     return status
+
+
+def _layer_chains(store: ImageStore) -> set[tuple[str, ...]]:
+    """The diff_ids of each local image: what names its unpacked root in the runtime's cache."""
+    return {
+        tuple(listing.image.config.get("rootfs", {}).get("diff_ids", [])) for listing in store.list_images()
+    }
+
+
+def _remove_unpacked(removed: set[tuple[str, ...]], kept: set[tuple[str, ...]]) -> None:
+    """Unpacked roots go with their image, as Docker's do, unless a container still runs on one."""
+    if not removed:
+        return
+    from registry.runtime.containers import Runtime
+    from registry.runtime.state import ContainerStore
+
+    runtime = Runtime(ContainerStore())
+    runtime.remove_roots([runtime.cache.path(diff_ids) for diff_ids in removed], kept)
 
 
 def _remove_one(store: ImageStore, name: str, force: bool) -> None:

@@ -288,14 +288,22 @@ class Runtime:
         for container in pruned.containers:
             pruned.reclaimed += disk_usage(self.store.directory(container))
             self.remove(container)
+        for root, size in self.remove_roots(self.cache.roots(), images).items():
+            pruned.roots.append(root)
+            pruned.reclaimed += size
+        return pruned
+
+    def remove_roots(self, candidates: Iterable[Path], images: Iterable[Sequence[str]]) -> dict[Path, int]:
+        """Delete the unpacked roots among `candidates` that neither a local image (given by its diff_ids)
+        nor any container runs on; the bytes each one took."""
         wanted = {str(self.cache.path(diff_ids)) for diff_ids in images}
         wanted |= {container.lower for container in self.store.all()}
-        for root in self.cache.roots():
-            if str(root) not in wanted:
-                pruned.reclaimed += disk_usage(root)
+        removed = {}
+        for root in candidates:
+            if root.is_dir() and str(root) not in wanted:
+                removed[root] = disk_usage(root)
                 shutil.rmtree(root)
-                pruned.roots.append(root)
-        return pruned
+        return removed
 
     # ---------------------------------------------------------------------------------------- exec, export
 

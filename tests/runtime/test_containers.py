@@ -173,3 +173,18 @@ def test_logs_keep_stdout_and_stderr_apart(registry: Registry, image: str) -> No
     wait_for(lambda: "Exited (0)" in registry("ps", "-a").stdout)
     logs = registry("logs", "streams")
     assert (logs.stdout, logs.stderr) == ("out 1\nout 2\n", "err 1\n")
+
+
+def test_rmi_removes_the_unpacked_image_nothing_else_uses(
+    registry: Registry, pulled: Pulled, image: str, tmp_path: Path
+) -> None:
+    layout = build_busybox_layout(tmp_path / "layout", tag="1", extra_files={"/etc/rmi": "mine\n"})
+    mine = pulled.push_and_pull(layout, "1", "test/rmi")
+    for name in (mine, image):
+        registry("run", "--rm", name, "true", check=True)
+    unpacked = registry.containers / "rootfs"
+    assert len(list(unpacked.iterdir())) == 2
+    registry("rmi", mine, check=True)
+    (kept,) = unpacked.iterdir()  # busybox's own root stays: its image is still there
+    registry("run", "--rm", image, "true", check=True)
+    assert list(unpacked.iterdir()) == [kept]  # and is what busybox runs on
