@@ -246,8 +246,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def run_images(args: argparse.Namespace) -> int:
+    from registry.client.unpacked import unpacked_size
+
+    store = _store(args)
     wanted = references.parse(args.repository, default_tag=False) if args.repository else None
-    rows = _filter(_rows(_store(args).list_images()), args.filter, wanted)
+    rows = _filter(_rows(store.list_images()), args.filter, wanted)
     if args.quiet:
         for image_id in dict.fromkeys(_image_id(row, args.no_trunc) for row in rows):
             print(image_id)
@@ -260,7 +263,7 @@ def run_images(args: argparse.Namespace) -> int:
             *([row.digest] if args.digests else []),
             _image_id(row, args.no_trunc),
             age(row.listing.image.config.get("created")),
-            human_size(row.listing.size),
+            human_size(unpacked_size(store, row.listing.image)),
         ]
         for row in rows
     ]

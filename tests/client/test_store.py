@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,15 @@ def test_version_comes_from_the_package_metadata() -> None:
 
     shown = subprocess.run([sys.executable, "-m", "registry", "--version"], capture_output=True, text=True)
     assert shown.returncode == 0 and shown.stdout == f"registry {version('registry')}\n", shown
+
+
+def test_images_shows_the_unpacked_size(cli: CLI, store: ImageStore, layouts: dict) -> None:
+    image = add_layout(store, layouts["a"], "1", "a/app:1")
+    unpacked = 0
+    for layer in image.layers:
+        with tarfile.open(layer.path) as tar:  # what Docker counts: the bytes of the files unpacked
+            unpacked += sum(member.size for member in tar.getmembers() if member.isreg())
+    compressed = sum(layer.path.stat().st_size for layer in image.layers)
+    assert human_size(unpacked) != human_size(compressed)
+    row = cli("images").out.splitlines()[1].split()
+    assert row[-1] == human_size(unpacked), row
