@@ -83,7 +83,12 @@ def register(commands: Any) -> None:
     actions = container.add_subparsers(dest="action", required=True, metavar="ACTION")
     prune = actions.add_parser("prune", help="remove every stopped container")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
-    prune.add_argument("--root", type=Path, help="local image store, whose images' roots are kept")
+    prune.add_argument(
+        "--root",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="local image store, whose images' roots are kept",
+    )
     prune.set_defaults(run=run_prune)
 
     exec_ = commands.add_parser("exec", help="run a command in a running container")
@@ -111,6 +116,12 @@ def _error(message: object, code: int = 1) -> int:
     return code
 
 
+def _no_terminal(args: argparse.Namespace) -> bool:
+    """`-it` relays the user's terminal; with input that is no terminal there is nothing to relay, and
+    Docker refuses rather than allocate one anyway."""
+    return args.tty and args.interactive and not sys.stdin.isatty()
+
+
 def _runtime() -> Runtime:
     from registry.runtime.containers import Runtime
     from registry.runtime.state import ContainerStore
@@ -125,6 +136,8 @@ def run_run(args: argparse.Namespace) -> int:
     from registry.runtime.launch import RUNTIME_FAILED, StartError
     from registry.unpack import UnpackError
 
+    if _no_terminal(args):
+        return _error("the input device is not a TTY")
     try:
         image = ImageStore(args.root).image(args.image)
     except ImageNotFound:
@@ -150,7 +163,7 @@ def run_run(args: argparse.Namespace) -> int:
             init=args.init,
         )
         diff_ids = list(image.config.get("rootfs", {}).get("diff_ids", []))
-        to_run = ImageToRun(image.reference or args.image, image.config_digest, diff_ids, image.layers)
+        to_run = ImageToRun(args.image, image.config_digest, diff_ids, image.layers)
         container = runtime.create(to_run, process, options)
     except (ValueError, UnpackError, OSError) as error:
         return _error(error, RUNTIME_FAILED)
@@ -264,27 +277,23 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_logs(args: argparse.Namespace) -> int:
-    from registry.runtime.state import ContainerNotFound, ContainerStore
+    from registry.runtime import logfile
+    from registry.runtime.state import LOG, ContainerNotFound, ContainerStore
 
     store = ContainerStore()
     try:
         container = store.find(args.container)
     except ContainerNotFound as error:
         return _error(error)
-    path = store.directory(container) / "log"
+    path = store.directory(container) / LOG
     if not path.exists():
         return 0
-    out = sys.stdout.buffer
+    sinks = {logfile.STDOUT: sys.stdout.buffer, logfile.STDERR: sys.stderr.buffer}
     with open(path, "rb") as log:
-        while True:
-            data = log.read(1 << 16)
-            if data:
-                out.write(data)
-                continue
-            out.flush()
-            if not args.follow or not container.running:
-                return 0
-            time.sleep(0.1)
+        for stream, data in logfile.replay(log, lambda: args.follow and container.running):
+            sinks[stream].write(data)
+            sinks[stream].flush()
+    return 0
 
 
 def run_exec(args: argparse.Namespace) -> int:
@@ -294,6 +303,8 @@ def run_exec(args: argparse.Namespace) -> int:
 
     if not args.args:
         return _error("exec needs a command to run", 2)
+    if _no_terminal(args):
+        return _error("the input device is not a TTY")
     try:
         container = ContainerStore().find(args.container)
         options = ExecOptions(args.args, args.env, args.workdir, args.user, args.tty, args.interactive)

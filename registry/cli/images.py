@@ -2,7 +2,8 @@
 load, import, login, logout, `image ...` (ls, rm, prune and the others again) and `system df`.
 
 Each command is a thin function over registry.client: parse, call, print. Every command takes `--root`
-(the local image store, default REGISTRY_CLIENT_ROOT or ~/.local/share/registry/client); the ones that
+(the local image store, default REGISTRY_CLIENT_ROOT or ~/.local/share/registry/client), before or after
+the command's name; the ones that
 talk to a registry take `--insecure`, `--ca-cert` and `--authfile`.
 """
 
@@ -28,6 +29,7 @@ from registry.client.store import ImageListing, ImageNotFound, ImageStore
 from registry.client.units import age, human_size, parse_time
 
 if TYPE_CHECKING:
+    from registry.client.credentials import Credentials
     from registry.client.distribution import RegistryClient
     from registry.client.progress import Progress
     from registry.client.pull import PullResult
@@ -42,7 +44,10 @@ Command = Callable[[argparse.Namespace], int]
 def client_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """Parent parsers: the local store's option, and how to reach a registry (also `run`'s, which pulls)."""
     store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--root", type=Path, help="local image store (REGISTRY_CLIENT_ROOT)")
+    # SUPPRESS: left out, it must not reset a `registry --root DIR COMMAND` given before the command.
+    store.add_argument(
+        "--root", type=Path, default=argparse.SUPPRESS, help="local image store (REGISTRY_CLIENT_ROOT)"
+    )
     network = argparse.ArgumentParser(add_help=False)
     network.add_argument("--insecure", action="store_true", help="allow HTTPS without verification, or HTTP")
     network.add_argument("--ca-cert", type=Path, help="PEM file of CA certificates to trust for the registry")
@@ -78,7 +83,7 @@ def _store(args: argparse.Namespace) -> ImageStore:
     return ImageStore(args.root)
 
 
-def _stored_credentials(args: argparse.Namespace, domain: str) -> tuple[str, str] | None:
+def _stored_credentials(args: argparse.Namespace, domain: str) -> Credentials | None:
     from registry.client.credentials import CredentialStore
 
     return CredentialStore(args.authfile).get(domain)
@@ -87,7 +92,7 @@ def _stored_credentials(args: argparse.Namespace, domain: str) -> tuple[str, str
 def _connected(
     args: argparse.Namespace,
     api_host: str,
-    credentials: tuple[str, str] | None,
+    credentials: Credentials | None,
     work: Callable[[RegistryClient], Coroutine[Any, Any, T]],
 ) -> T:
     """Run `work(client)` against the registry at `api_host`."""
@@ -241,8 +246,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def run_images(args: argparse.Namespace) -> int:
+    from registry.client.unpacked import unpacked_size
+
+    store = _store(args)
     wanted = references.parse(args.repository, default_tag=False) if args.repository else None
-    rows = _filter(_rows(_store(args).list_images()), args.filter, wanted)
+    rows = _filter(_rows(store.list_images()), args.filter, wanted)
     if args.quiet:
         for image_id in dict.fromkeys(_image_id(row, args.no_trunc) for row in rows):
             print(image_id)
@@ -255,7 +263,7 @@ def run_images(args: argparse.Namespace) -> int:
             *([row.digest] if args.digests else []),
             _image_id(row, args.no_trunc),
             age(row.listing.image.config.get("created")),
-            human_size(row.listing.size),
+            human_size(unpacked_size(store, row.listing.image)),
         ]
         for row in rows
     ]
@@ -272,6 +280,7 @@ def _image_id(row: _Row, full: bool) -> str:
 
 def run_rmi(args: argparse.Namespace) -> int:
     store = _store(args)
+    before = _layer_chains(store)
     status = 0
     for name in args.images:
         try:
@@ -280,7 +289,26 @@ def run_rmi(args: argparse.Namespace) -> int:
             print(f"registry: {error}", file=sys.stderr)
             status = 1
     store.collect_garbage()
+    _remove_unpacked(before - _layer_chains(store), _layer_chains(store))
     return status
+
+
+def _layer_chains(store: ImageStore) -> set[tuple[str, ...]]:
+    """The diff_ids of each local image: what names its unpacked root in the runtime's cache."""
+    return {
+        tuple(listing.image.config.get("rootfs", {}).get("diff_ids", [])) for listing in store.list_images()
+    }
+
+
+def _remove_unpacked(removed: set[tuple[str, ...]], kept: set[tuple[str, ...]]) -> None:
+    """Unpacked roots go with their image, as Docker's do, unless a container still runs on one."""
+    if not removed:
+        return
+    from registry.runtime.containers import Runtime
+    from registry.runtime.state import ContainerStore
+
+    runtime = Runtime(ContainerStore())
+    runtime.remove_roots([runtime.cache.path(diff_ids) for diff_ids in removed], kept)
 
 
 def _remove_one(store: ImageStore, name: str, force: bool) -> None:
@@ -431,7 +459,7 @@ def _server(text: str | None) -> tuple[str, str]:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    from registry.client.credentials import CredentialStore
+    from registry.client.credentials import Credentials, CredentialStore
 
     domain, api_host = _server(args.server)
     username = args.username or (input("Username: ") if sys.stdin.isatty() else "")
@@ -441,7 +469,7 @@ def run_login(args: argparse.Namespace) -> int:
         password = args.password or (getpass.getpass("Password: ") if sys.stdin.isatty() else "")
     if not username or not password:
         raise ValueError("a username and a password are needed (-u and -p or --password-stdin)")
-    _connected(args, api_host, (username, password), lambda client: client.check_login())
+    _connected(args, api_host, Credentials(username, password), lambda client: client.check_login())
     CredentialStore(args.authfile).set(domain, username, password)
     print("Login Succeeded")
     return 0

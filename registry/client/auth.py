@@ -16,12 +16,14 @@ from typing import Final
 
 import httpx
 
+from registry.client.credentials import Credentials
 from registry.client.errors import AuthenticationError
 
 _PARAM_RE: Final = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _REPOSITORY_PATH_RE: Final = re.compile(r"/v2/(.+?)/(?:manifests|blobs|tags|referrers)/")
 _READ_METHODS: Final = frozenset({"GET", "HEAD"})
 _TOKEN_REQUEST: Final = "registry.token_request"  # marks our token requests: their bodies are read
+CLIENT_ID: Final = "registry-client"  # who asks, for the token service's logs (Docker sends "docker")
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -49,24 +51,29 @@ class RegistryAuth(httpx.Auth):
     response before the caller sees it, and a streamed blob download would find its body consumed.
     """
 
-    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, credentials: Credentials | None = None) -> None:
         self.credentials = credentials
+        self._basic = (
+            basic_header(credentials.username, credentials.password)
+            if credentials and credentials.password
+            else None
+        )
         self._tokens: dict[str, str] = {}
-        self._basic = False
+        self._basic_accepted = False
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         key = _access_key(request)
-        if self._basic and self.credentials:
-            request.headers["Authorization"] = basic_header(*self.credentials)
+        if self._basic_accepted and self._basic:
+            request.headers["Authorization"] = self._basic
         elif key in self._tokens:
             request.headers["Authorization"] = f"Bearer {self._tokens[key]}"
         response = yield request
         if response.status_code != 401:
             return
         scheme, params = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-        if scheme == "basic" and self.credentials:
-            self._basic = True
-            request.headers["Authorization"] = basic_header(*self.credentials)
+        if scheme == "basic" and self._basic:
+            self._basic_accepted = True
+            request.headers["Authorization"] = self._basic
             yield request
         elif scheme == "bearer" and "realm" in params:
             token_response = yield self._token_request(request, params)
@@ -80,17 +87,31 @@ class RegistryAuth(httpx.Auth):
         # challenge would otherwise answer the mount with an upload session instead.
         if source := request.url.params.get("from"):
             scopes.append(f"repository:{source}:pull")
-        params: list[tuple[str, str]] = [("scope", scope) for scope in dict.fromkeys(scopes)]
-        if "service" in challenge:
-            params.insert(0, ("service", challenge["service"]))
-        headers = {"Authorization": basic_header(*self.credentials)} if self.credentials else {}
-        return httpx.Request(
-            "GET", challenge["realm"], params=params, headers=headers, extensions={_TOKEN_REQUEST: True}
-        )
+        scopes = list(dict.fromkeys(scopes))
+        service = [("service", challenge["service"])] if "service" in challenge else []
+        marked = {_TOKEN_REQUEST: True}
+        if self.credentials and self.credentials.identity_token:
+            # Distribution's OAuth2 flow, as Docker uses it with the refresh token `docker login` stored.
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", self.credentials.identity_token),
+                ("client_id", CLIENT_ID),
+                *service,
+                *([("scope", " ".join(scopes))] if scopes else []),
+            ]
+            return httpx.Request("POST", challenge["realm"], data=dict(form), extensions=marked)
+        params = [*service, *(("scope", scope) for scope in scopes)]
+        headers = {"Authorization": self._basic} if self._basic else {}
+        return httpx.Request("GET", challenge["realm"], params=params, headers=headers, extensions=marked)
 
     def _token_from(self, response: httpx.Response) -> str:
         if response.status_code != 200:
-            hint = "" if self.credentials else " (not logged in: see `registry login`)"
+            if self.credentials is None:
+                hint = " (not logged in: see `registry login`)"
+            elif self.credentials.identity_token:
+                hint = " (the identity token `docker login` stored was refused: log in again)"
+            else:
+                hint = ""
             raise AuthenticationError(
                 f"token request to {response.request.url.copy_with(query=None)} failed: "
                 f"HTTP {response.status_code} {response.text[:200]}{hint}"

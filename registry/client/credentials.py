@@ -4,6 +4,11 @@ Our own file (REGISTRY_AUTH_FILE, else `$XDG_CONFIG_HOME/registry/auth.json`) is
 writes; Docker's config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) is only read, so a
 user who already ran `docker login` is not asked again and Docker's own settings are never rewritten.
 Other keys of the file are kept as they are, and the file is private to its owner (0600).
+
+When a token service hands out refresh tokens, `docker login` keeps that token as `identitytoken` and
+only the user name in `auth` (`alice:`, an empty password): the token is the credential then. An entry
+with an empty password and no token is no credential at all, since sending it would only count as a
+failed login against the user.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,12 +46,21 @@ def _host_of(key: str) -> str:
     return "docker.io" if host in _HUB_HOSTS else host
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A password, or the OAuth2 refresh token (Docker's `identitytoken`) a token service gave instead."""
+
+    username: str
+    password: str = ""
+    identity_token: str = ""
+
+
 class CredentialStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_path()
 
-    def get(self, host: str) -> tuple[str, str] | None:
-        """(username, password) for `host`, from our file first, then from Docker's."""
+    def get(self, host: str) -> Credentials | None:
+        """The credentials for `host`, from our file first, then from Docker's."""
         wanted = _host_of(host)
         for path in (self.path, docker_config_path()):
             for key, entry in _read(path).get("auths", {}).items():
@@ -90,8 +105,11 @@ def _read(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _decode(entry: Any) -> tuple[str, str] | None:
+def _decode(entry: Any) -> Credentials | None:
     if not isinstance(entry, dict) or not entry.get("auth"):
         return None
     username, colon, password = base64.b64decode(entry["auth"]).decode().partition(":")
-    return (username, password) if colon else None
+    token = entry.get("identitytoken")
+    if isinstance(token, str) and token:
+        return Credentials(username, identity_token=token)
+    return Credentials(username, password) if colon and password else None

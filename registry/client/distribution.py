@@ -16,8 +16,9 @@ from typing import Final
 
 import httpx
 
-from registry.client import transport
+from registry.client import certs, transport
 from registry.client.auth import RegistryAuth
+from registry.client.credentials import Credentials
 from registry.client.errors import RegistryClientError
 from registry.client.media import MANIFEST_ACCEPT
 
@@ -39,6 +40,11 @@ def _error_detail(response: httpx.Response) -> str:
         return f"HTTP {response.status_code} {response.reason_phrase}".strip()
 
 
+def named(repository: str, reference: str) -> str:
+    """`repo:tag` or `repo@sha256:...`: a digest (the only reference with a colon) joins with `@`."""
+    return f"{repository}{'@' if ':' in reference else ':'}{reference}"
+
+
 def check(response: httpx.Response, what: str) -> None:
     """Raise a RegistryClientError naming `what` failed, with the registry's reason, unless successful."""
     if not response.is_success:
@@ -49,7 +55,7 @@ class RegistryClient:
     def __init__(
         self,
         api_host: str,
-        credentials: tuple[str, str] | None = None,
+        credentials: Credentials | None = None,
         insecure: bool = False,
         ca_cert: Path | None = None,
         max_connections: int = 8,
@@ -81,12 +87,9 @@ class RegistryClient:
                 continue
             self._http = http
             return self
-        hint = (
-            ""
-            if transport.is_loopback(self.api_host)
-            else " (--insecure allows a registry without valid TLS)"
-        )
-        raise RegistryClientError(f"cannot reach registry {self.api_host}: {'; '.join(failures)}{hint}")
+        reasons = "; ".join(failures)
+        hint = f" ({certs.hint(self.api_host)})" if "SSL" in reasons else ""
+        raise RegistryClientError(f"cannot reach registry {self.api_host}: {reasons}{hint}")
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -109,7 +112,7 @@ class RegistryClient:
         response = await self.http.get(
             f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}
         )
-        check(response, f"manifest {repository}:{reference}")
+        check(response, f"manifest {named(repository, reference)}")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Manifest(response.content, media_type, response.headers.get("Docker-Content-Digest"))
 
@@ -168,5 +171,5 @@ class RegistryClient:
         response = await self.http.put(
             f"/v2/{repository}/manifests/{reference}", content=data, headers={"Content-Type": media_type}
         )
-        check(response, f"manifest {repository}:{reference}")
+        check(response, f"manifest {named(repository, reference)}")
         return response.headers.get("Docker-Content-Digest")

@@ -8,6 +8,7 @@
       blobs/sha256/<hex>         manifests, configs and layers: verified content, never partial
       staging/                   downloads and imports in progress; `<hex>.partial` is resumed later
       sources.json               digest -> repositories it is known to be in (cross-repo mount sources)
+      sizes.json                 layer digest -> bytes of its files unpacked (registry.client.unpacked)
       lock                       flock held while index.json or sources.json is rewritten
       gc.lock                    held shared while blobs are added, exclusive while garbage is collected
 
@@ -134,6 +135,7 @@ class ImageStore:
         self.staging = self.root / "staging"
         self._index = self.root / "index.json"
         self._sources = self.root / "sources.json"
+        self._sizes = self.root / "sizes.json"
 
     # ------------------------------------------------------------------------------------------ blobs
 
@@ -378,6 +380,20 @@ class ImageStore:
                 if repository not in repositories:
                     repositories.append(repository)
             _atomic_write(self._sources, json.dumps(known, indent=1, sort_keys=True).encode())
+
+    # ------------------------------------------------------------------------------------------ sizes
+
+    def unpacked_sizes(self) -> dict[str, int]:
+        """Layer digest -> unpacked bytes, for the layers counted so far."""
+        try:
+            return dict(json.loads(self._sizes.read_bytes()))
+        except FileNotFoundError:
+            return {}
+
+    def add_unpacked_sizes(self, sizes: Mapping[str, int]) -> None:
+        with self._locked():
+            merged = {**self.unpacked_sizes(), **sizes}
+            _atomic_write(self._sizes, json.dumps(merged, sort_keys=True).encode())
 
     # ------------------------------------------------------------------------------------------ internals
 

@@ -2,7 +2,8 @@
 
 A registry whose host is a loopback address (127.0.0.0/8, ::1) is spoken to over plain HTTP with no flag,
 as Docker treats loopback as an insecure registry by default. Any other registry is HTTPS with the
-system's CAs (plus `--ca-cert`) and nothing else; `--insecure` allows HTTPS without verification and,
+system's CAs, the ones its certs.d folders hold and `--ca-cert` (and the client certificate found there)
+and nothing else; `--insecure` allows HTTPS without verification and,
 failing that, plain HTTP. The decision is by address literal, never by resolving a name, so `localhost`
 is an ordinary TLS registry.
 """
@@ -13,6 +14,8 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+
+from registry.client import certs
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,13 @@ def is_loopback(domain: str) -> bool:
         return False
 
 
-def tls_context(ca_cert: Path | None) -> ssl.SSLContext:
+def tls_context(domain: str, ca_cert: Path | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    if ca_cert is not None:
-        context.load_verify_locations(cafile=str(ca_cert))
+    found = certs.for_registry(domain)
+    for authority in [*found.authorities, *([ca_cert] if ca_cert is not None else [])]:
+        context.load_verify_locations(cafile=str(authority))
+    if found.client is not None:
+        context.load_cert_chain(*map(str, found.client))
     return context
 
 
@@ -48,4 +54,4 @@ def candidates(domain: str, insecure: bool = False, ca_cert: Path | None = None)
         return [Endpoint(f"http://{domain}", False)]
     if insecure:
         return [Endpoint(f"https://{domain}", False), Endpoint(f"http://{domain}", False)]
-    return [Endpoint(f"https://{domain}", tls_context(ca_cert))]
+    return [Endpoint(f"https://{domain}", tls_context(domain, ca_cert))]

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from registry.runtime import cgroups, console, namespaces, rootfs
+from registry.runtime import cgroups, logfile, namespaces, rootfs
 from registry.runtime.attach import attach
 from registry.runtime.export import export_filesystem
 from registry.runtime.launch import RUNTIME_FAILED, Started, StartError, chroot_into, launch
 from registry.runtime.linux import sethostname
 from registry.runtime.network import bring_up_loopback
 from registry.runtime.spec import Process, merge_env
-from registry.runtime.state import Container, ContainerError, ContainerStore, disk_usage, process_start
+from registry.runtime.state import LOG, Container, ContainerError, ContainerStore, disk_usage, process_start
 from registry.unpack import LayerBlob, Limits, Options, RootfsCache
 
 POLL = 0.05
@@ -61,9 +61,9 @@ class ExecOptions:
 
 @dataclass(frozen=True)
 class ImageToRun:
-    """What `run` needs of a local image: its reference, config digest, diff_ids and layer blobs."""
+    """What `run` needs of a local image: its name, config digest, diff_ids and layer blobs."""
 
-    reference: str
+    reference: str  # as the user named it (`ps` shows it so, as Docker does)
     config_digest: str
     diff_ids: list[str]
     layers: Sequence[LayerBlob]
@@ -209,13 +209,16 @@ class Runtime:
             raise StartError(int(code), message)
 
     def _shim(self, container: Container, ready: int) -> None:
-        log = os.open(self.store.directory(container) / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
+        """The container's stdout and stderr are pipes the shim records apart (a terminal, with -t, is
+        one stream, as Docker has it)."""
+        path = self.store.directory(container) / LOG
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        null = os.open(os.devnull, os.O_RDWR)
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        for source, target in ((null, 0), (out_write, 1), (err_write, 2)):
+            os.dup2(source, target)
+            os.close(source)
         try:
             started = self._start(container)
         except StartError as error:
@@ -224,9 +227,14 @@ class Runtime:
         except BaseException as error:
             os.write(ready, f"{RUNTIME_FAILED} {error}".encode())
             raise
+        finally:
+            for fd in (1, 2):  # only the container may hold the pipes' write ends: their end is its end
+                os.dup2(0, fd)
         os.close(ready)
         if started.console is not None:
-            console.relay(started.console, None, 1)
+            logfile.record({started.console: logfile.STDOUT}, log)
+        else:
+            logfile.record({out_read: logfile.STDOUT, err_read: logfile.STDERR}, log)
         self._finish(container, started.wait())
 
     # ---------------------------------------------------------------------------------------- stop, rm
@@ -280,14 +288,22 @@ class Runtime:
         for container in pruned.containers:
             pruned.reclaimed += disk_usage(self.store.directory(container))
             self.remove(container)
+        for root, size in self.remove_roots(self.cache.roots(), images).items():
+            pruned.roots.append(root)
+            pruned.reclaimed += size
+        return pruned
+
+    def remove_roots(self, candidates: Iterable[Path], images: Iterable[Sequence[str]]) -> dict[Path, int]:
+        """Delete the unpacked roots among `candidates` that neither a local image (given by its diff_ids)
+        nor any container runs on; the bytes each one took."""
         wanted = {str(self.cache.path(diff_ids)) for diff_ids in images}
         wanted |= {container.lower for container in self.store.all()}
-        for root in self.cache.roots():
-            if str(root) not in wanted:
-                pruned.reclaimed += disk_usage(root)
+        removed = {}
+        for root in candidates:
+            if root.is_dir() and str(root) not in wanted:
+                removed[root] = disk_usage(root)
                 shutil.rmtree(root)
-                pruned.roots.append(root)
-        return pruned
+        return removed
 
     # ---------------------------------------------------------------------------------------- exec, export
 

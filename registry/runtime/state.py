@@ -5,7 +5,7 @@
       rootfs/<chain id>/        unpacked images (registry.unpack.RootfsCache), shared by containers
       <id>/                     64 hex digits
         container.json          this module's `Container`, replaced atomically on every change
-        log                     a detached container's output
+        output.log              a detached container's stdout and stderr (registry.runtime.logfile)
         upper/ work/            the overlayfs writable layer and its scratch folder
         rootfs/                 where the root is mounted (overlay), or the root itself (copy)
         etc/                    hosts, hostname and resolv.conf, bind-mounted into the container
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ID_PATTERN = re.compile(r"[0-9a-f]{64}")
+LOG = "output.log"
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 

@@ -39,10 +39,12 @@ def store_root(tmp_path: Path) -> Path:
 def cli(
     tmp_path: Path, store_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> CLI:
-    """`cli("pull", REF)` runs `registry pull REF` in this process with a store and auth file of the test."""
+    """`cli("pull", REF)` runs `registry pull REF` in this process with a store, auth file and certs.d of
+    the test."""
     monkeypatch.setenv("REGISTRY_CLIENT_ROOT", str(store_root))
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setenv("REGISTRY_CERTS_DIRS", str(tmp_path / "certs.d"))  # never the machine's
 
     def run(*argv: str) -> Outcome:
         capsys.readouterr()

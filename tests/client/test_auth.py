@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from registry.client.credentials import DOCKER_HUB_KEY, CredentialStore
+from registry.client.credentials import DOCKER_HUB_KEY, Credentials, CredentialStore
 from tests.client.auth_gateway import Gateway, Served
 from tests.client.conftest import CLI, Pushed
 from tests.support.server import RegistryProcess
@@ -37,8 +37,8 @@ def test_the_credentials_file_is_docker_compatible(tmp_path: Path, monkeypatch: 
     assert base64.b64decode(document["auths"]["127.0.0.1:5000"]["auth"]) == b"bob:pass:with:colons"
     assert base64.b64decode(document["auths"][DOCKER_HUB_KEY]["auth"]) == b"hubuser:hubpass"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert credentials.get("127.0.0.1:5000") == ("bob", "pass:with:colons")
-    assert credentials.get("index.docker.io") == ("hubuser", "hubpass")
+    assert credentials.get("127.0.0.1:5000") == Credentials("bob", "pass:with:colons")
+    assert credentials.get("index.docker.io") == Credentials("hubuser", "hubpass")
     assert credentials.get("127.0.0.1:5001") is None
     assert credentials.remove("127.0.0.1:5000") and not credentials.remove("127.0.0.1:5000")
     assert "127.0.0.1:5000" not in json.loads(path.read_text())["auths"]
@@ -47,11 +47,17 @@ def test_the_credentials_file_is_docker_compatible(tmp_path: Path, monkeypatch: 
     docker_config = tmp_path / "docker"
     docker_config.mkdir()
     token = base64.b64encode(b"dockeruser:dockerpass").decode()
-    (docker_config / "config.json").write_text(
-        json.dumps({"auths": {"https://r.example.com/v1/": {"auth": token}}})
-    )
+    name_only = base64.b64encode(b"dockeruser:").decode()
+    auths = {
+        "https://r.example.com/v1/": {"auth": token},
+        "s.example.com": {"auth": name_only, "identitytoken": "refresh-me"},
+        "t.example.com": {"auth": name_only},
+    }
+    (docker_config / "config.json").write_text(json.dumps({"auths": auths}))
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
-    assert credentials.get("r.example.com") == ("dockeruser", "dockerpass")
+    assert credentials.get("r.example.com") == Credentials("dockeruser", "dockerpass")
+    assert credentials.get("s.example.com") == Credentials("dockeruser", identity_token="refresh-me")
+    assert credentials.get("t.example.com") is None  # an empty password is no credential
 
 
 @pytest.fixture

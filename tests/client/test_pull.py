@@ -83,6 +83,10 @@ def test_pull_by_digest_and_unknown_images(cli: CLI, store: ImageStore, pushed_b
     missing = cli("pull", f"{repository}:nope")
     assert missing.code == 1
     assert "manifest unknown" in missing.err
+    absent = "sha256:" + "0" * 64
+    missing_digest = cli("pull", f"{repository}@{absent}")
+    assert missing_digest.code == 1
+    assert f"client/busybox@{absent}" in missing_digest.err, missing_digest.err
 
 
 def test_platform_is_chosen_from_an_index(cli: CLI, store: ImageStore, pushed_multiarch: Pushed) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,31 @@ def test_system_df_counts_shared_layers_once(cli: CLI, store: ImageStore, layout
     verbose = cli("system", "df", "-v").out
     row = next(line for line in verbose.splitlines() if line.startswith("a/app"))
     assert human_size(busybox_layer) in row.split()  # its shared size
+
+
+def test_root_is_a_global_option_too(cli: CLI, store: ImageStore, layouts: dict, tmp_path: Path) -> None:
+    add_layout(store, layouts["a"], "1", "a/app")
+    other = tmp_path / "other"
+    assert "a/app" not in cli("--root", str(other), "images").out  # before the command: the other store
+    assert "a/app" not in cli("images", "--root", str(other)).out  # after it, as before
+    assert "a/app" in cli("--root", str(store.root), "images").out
+    assert cli("--root", str(other), "tag", "a/app:1", "b/app:1").code == 1  # not in that store
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    shown = subprocess.run([sys.executable, "-m", "registry", "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout == f"registry {version('registry')}\n", shown
+
+
+def test_images_shows_the_unpacked_size(cli: CLI, store: ImageStore, layouts: dict) -> None:
+    image = add_layout(store, layouts["a"], "1", "a/app:1")
+    unpacked = 0
+    for layer in image.layers:
+        with tarfile.open(layer.path) as tar:  # what Docker counts: the bytes of the files unpacked
+            unpacked += sum(member.size for member in tar.getmembers() if member.isreg())
+    compressed = sum(layer.path.stat().st_size for layer in image.layers)
+    assert human_size(unpacked) != human_size(compressed)
+    row = cli("images").out.splitlines()[1].split()
+    assert row[-1] == human_size(unpacked), row

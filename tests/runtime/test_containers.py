@@ -145,3 +145,46 @@ def test_the_unpacked_image_is_cached(registry: Registry, image: str) -> None:
     record = registry("run", "-d", image, "sleep", "5", check=True).stdout.strip()
     state = registry.inspect(record)
     assert state["lower"] == str(cached[0]) and state["storage"] == "overlay"
+
+
+def test_ps_shows_the_image_as_the_user_named_it(registry: Registry, pulled: Pulled) -> None:
+    short = "mybb:latest"
+    registry("tag", pulled.reference, short, check=True)
+    registry("run", "-d", "--name", "named", short, "sleep", "60", check=True)
+    row = registry("ps").stdout.splitlines()[1].split()
+    assert row[1] == short, row
+    registry("rm", "-f", "named", check=True)
+
+
+def test_a_terminal_is_refused_when_the_input_is_not_one(registry: Registry, image: str) -> None:
+    registry("run", "-d", "--name", "busy", image, "sleep", "60", check=True)
+    for command in (["exec", "-it", "busy", "sh"], ["run", "--rm", "-it", image, "sh"]):
+        refused = registry(*command, stdin=subprocess.DEVNULL)
+        assert refused.returncode == 1 and refused.stderr == "registry: the input device is not a TTY\n", (
+            command,
+            refused,
+        )
+    registry("rm", "-f", "busy", check=True)
+
+
+def test_logs_keep_stdout_and_stderr_apart(registry: Registry, image: str) -> None:
+    script = "echo out 1; echo err 1 >&2; echo out 2"
+    registry("run", "-d", "--name", "streams", image, "sh", "-c", script, check=True)
+    wait_for(lambda: "Exited (0)" in registry("ps", "-a").stdout)
+    logs = registry("logs", "streams")
+    assert (logs.stdout, logs.stderr) == ("out 1\nout 2\n", "err 1\n")
+
+
+def test_rmi_removes_the_unpacked_image_nothing_else_uses(
+    registry: Registry, pulled: Pulled, image: str, tmp_path: Path
+) -> None:
+    layout = build_busybox_layout(tmp_path / "layout", tag="1", extra_files={"/etc/rmi": "mine\n"})
+    mine = pulled.push_and_pull(layout, "1", "test/rmi")
+    for name in (mine, image):
+        registry("run", "--rm", name, "true", check=True)
+    unpacked = registry.containers / "rootfs"
+    assert len(list(unpacked.iterdir())) == 2
+    registry("rmi", mine, check=True)
+    (kept,) = unpacked.iterdir()  # busybox's own root stays: its image is still there
+    registry("run", "--rm", image, "true", check=True)
+    assert list(unpacked.iterdir()) == [kept]  # and is what busybox runs on
