@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
+# Tries at claiming an upload session that is released and re-claimed under our feet.
+CLAIM_ATTEMPTS = 5
 
 _MANIFEST_COLUMNS = (
     Manifest.digest,
@@ -454,13 +456,18 @@ class SQLIndex:
         self, conn: Connection, upload_id: str, repository: str, writer: str, lease: float
     ) -> int | None:
         params = {"upload": upload_id, "in_repository": repository, "claimant": writer, **_lease(lease)}
-        generation = conn.scalar(self._writes.claim_upload, params)
-        if generation is not None:
-            return generation
-        holder = conn.execute(self._writes.upload_holder, params).first()
-        if holder is None:
-            return None
-        raise UploadBusy(holder[0])
+        # On PostgreSQL the update and the look at the holder see different moments: a claim held when
+        # the update ran may be released by the time we look, and then the session is free to claim.
+        for _ in range(CLAIM_ATTEMPTS):
+            generation = conn.scalar(self._writes.claim_upload, params)
+            if generation is not None:
+                return generation
+            holder = conn.execute(self._writes.upload_holder, params).first()
+            if holder is None:
+                return None
+            if holder[0] is not None:
+                raise UploadBusy(holder[0])
+        raise UploadBusy("")
 
     async def take_over_upload(self, upload_id: str, holder: str, writer: str, lease: float) -> int | None:
         params = {"upload": upload_id, "holder": holder, "claimant": writer, **_lease(lease)}
