@@ -29,6 +29,9 @@ MANIFEST_TYPES: Final = INDEX_TYPES | IMAGE_TYPES
 _NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE: Final = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
 TAG_RE: Final = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+# RFC 6838 type/subtype, as the OCI image spec's descriptor schema has it: at most 255 characters, ASCII.
+_MEDIA_TYPE_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+MEDIA_TYPE_RE: Final = re.compile(rf"{_MEDIA_TYPE_PART}/{_MEDIA_TYPE_PART}")
 DIGEST_RE: Final = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
 # Distribution's limit; the spec lets a registry pick one and many clients assume 255.
 MAX_NAME_LENGTH: Final = 255

@@ -10,7 +10,9 @@ from starlette.responses import Response, StreamingResponse
 from registry.api.common import digest_param, repository, services
 from registry.errors import ErrorCode, RegistryError
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# At most 19 digits an offset: that is past any blob, and int() refuses numbers over 4300 digits long; a
+# longer one makes the header one we ignore (RFC 9110 lets a server), as for a multi-range.
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

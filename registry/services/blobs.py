@@ -18,7 +18,8 @@ from registry.index import MetadataIndex
 from registry.storage import BlobStore, BlobWriter
 from registry.types import Digest
 
-_CONTENT_RANGE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+# At most 19 digits an offset: more is past any upload, and int() refuses numbers over 4300 digits long.
+_CONTENT_RANGE = re.compile(r"(?:bytes )?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?")
 
 
 @dataclass(frozen=True, slots=True)

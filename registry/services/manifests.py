@@ -17,6 +17,7 @@ from registry.types import (
     IMAGE_TYPES,
     INDEX_TYPES,
     MANIFEST_TYPES,
+    MEDIA_TYPE_RE,
     OCI_INDEX,
     OCI_MANIFEST,
     Digest,
@@ -78,7 +79,8 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
         digest = Digest.of(body)
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    # RecursionError: arrays or objects nested thousands deep, which the parser gives up on.
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise _invalid("not valid JSON", error=str(error)) from error
     if not isinstance(document, dict):
         raise _invalid("not a JSON object")
@@ -108,6 +110,10 @@ def parse_manifest(body: bytes, content_type: str | None, reference: str) -> Man
             artifact_type = config.get("mediaType")
     else:
         children = [m["digest"] for m in _descriptors(document.get("manifests"), "manifests")]
+    # The index keeps the artifact type as text of at most 255 characters: a NUL, a lone surrogate or a
+    # longer value would fail there, so whatever is not a media type is refused here, as the spec asks.
+    if artifact_type is not None and not MEDIA_TYPE_RE.fullmatch(artifact_type):
+        raise _invalid("the artifact type is not a media type", artifactType=artifact_type)
 
     record = ManifestRecord(
         digest=str(digest),
