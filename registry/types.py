@@ -37,7 +37,8 @@ MEDIA_TYPE_RE: Final = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
 # Distribution's limit; the spec lets a registry pick one and many clients assume 255.
 MAX_NAME_LENGTH: Final = 255
 
-_ALGORITHMS: Final = {"sha256": 64, "sha512": 128}
+# Supported digest algorithms and the length of their hex encoding.
+DIGEST_ALGORITHMS: Final = {"sha256": 64, "sha512": 128}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class Digest:
         if not match:
             raise RegistryError(ErrorCode.DIGEST_INVALID, {"digest": text}, message="invalid digest format")
         algorithm, hexpart = match.groups()
-        length = _ALGORITHMS.get(algorithm)
+        length = DIGEST_ALGORITHMS.get(algorithm)
         if length is None:
             raise RegistryError(
                 ErrorCode.UNSUPPORTED, {"digest": text}, message=f"unsupported digest algorithm {algorithm}"

@@ -36,18 +36,26 @@ def digest_param(request: Request, key: str = "digest") -> Digest:
     return Digest.parse(request.path_params[key])
 
 
+def _page_last(request: Request) -> str | None:
+    """`last`, which no name or tag could be if it holds a NUL (and PostgreSQL refuses it in a query)."""
+    last = request.query_params.get("last") or None
+    if last is not None and "\x00" in last:
+        raise RegistryError(ErrorCode.UNSUPPORTED, {"last": last}, message="last must not contain NUL")
+    return last
+
+
 def page_request(request: Request) -> tuple[int | None, str | None]:
     """`n` (None when the client did not ask for a page size) and `last`."""
     raw = request.query_params.get("n")
     if raw is None or raw == "":
-        return None, request.query_params.get("last") or None
+        return None, _page_last(request)
     try:
         limit = int(raw)
     except ValueError:
         limit = -1
     if limit < 0:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, {"n": raw})
-    return min(limit, DEFAULT_PAGE * 10), request.query_params.get("last") or None
+    return min(limit, DEFAULT_PAGE * 10), _page_last(request)
 
 
 def page_response(request: Request, key: str, items: list[str], limit: int, extra: dict) -> Response:

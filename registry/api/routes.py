@@ -1,5 +1,6 @@
-"""The one route table: the `/v2/` API, and the token service. Repository names contain slashes, hence
-`{name:path}`. The auth middleware derives each request's needed access from this same table."""
+"""The one route table: the `/v2/` API, the token service and the API's OpenAPI description. Repository
+names contain slashes, hence `{name:path}`. The auth middleware derives each request's needed access from
+this same table."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry.api import base, blobs, listings, manifests, referrers, uploads
+from registry.api import base, blobs, listings, manifests, openapi, referrers, uploads
 from registry.api.common import Handler
 from registry.auth import TOKEN_PATH
 
@@ -44,4 +45,5 @@ ROUTES: list[Route] = [
     Route(f"{_NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
     Route(TOKEN_PATH, _token_service("get_token"), methods=["GET"]),
     Route(TOKEN_PATH, _token_service("post_token"), methods=["POST"]),
+    Route(openapi.OPENAPI_PATH, openapi.get_openapi, methods=["GET"]),
 ]

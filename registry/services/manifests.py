@@ -18,6 +18,7 @@ from registry.types import (
     IMAGE_TYPES,
     INDEX_TYPES,
     MANIFEST_TYPES,
+    MEDIA_TYPE_RE,
     OCI_INDEX,
     OCI_MANIFEST,
     Digest,
@@ -131,6 +132,10 @@ def parse_manifest(
             artifact_type = _artifact_type(config.get("mediaType"), "config.mediaType")
     else:
         children = [m["digest"] for m in _descriptors(document.get("manifests"), "manifests")]
+    # The index keeps the artifact type as text of at most 255 characters: a NUL, a lone surrogate or a
+    # longer value would fail there, so whatever is not a media type is refused here, as the spec asks.
+    if artifact_type is not None and not MEDIA_TYPE_RE.fullmatch(artifact_type):
+        raise _invalid("the artifact type is not a media type", artifactType=artifact_type)
 
     record = ManifestRecord(
         digest=str(digest),

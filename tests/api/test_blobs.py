@@ -320,3 +320,19 @@ def test_traversal_in_names_is_refused(server: RegistryProcess, path: str) -> No
     codes = [entry["code"] for entry in json.loads(response.read())["errors"]]
     assert codes[0] in ("NAME_INVALID", "NAME_UNKNOWN")
     connection.close()
+
+
+def test_range_with_an_offset_too_long_for_int_is_ignored(client: httpx.Client, repo: str) -> None:
+    """int() refuses numbers over 4300 digits: such a Range used to answer 500. Ignoring it is allowed."""
+    digest = push_blob(client, repo, b"whole blob")
+    response = client.get(f"/v2/{repo}/blobs/{digest}", headers={"Range": "bytes=0-" + "9" * 5000})
+    assert response.status_code == 200
+    assert response.content == b"whole blob"
+
+
+def test_content_range_with_an_offset_too_long_for_int_is_416(client: httpx.Client, repo: str) -> None:
+    location = _start(client, repo)
+    response = client.patch(location, content=b"x", headers={"Content-Range": "0-" + "9" * 5000})
+    assert response.status_code == 416, response.text
+    assert errors(response) == ["BLOB_UPLOAD_INVALID"]
+    assert client.get(location).headers["Range"] == "0-0"

@@ -172,3 +172,12 @@ def test_referrers_for_unknown_subject_is_an_empty_index(client: httpx.Client, r
     bad = client.get(f"/v2/{repo}/referrers/sha256:nope")
     assert bad.status_code == 400
     assert errors(bad) == ["DIGEST_INVALID"]
+
+
+def test_last_with_a_nul_is_refused_in_the_error_format(client: httpx.Client, repo: str) -> None:
+    """PostgreSQL refuses a NUL in a query parameter: it used to surface as a 500."""
+    push_blob(client, repo, b"x")
+    for path in ("/v2/_catalog", f"/v2/{repo}/tags/list"):
+        response = client.get(path, params={"last": "a\u0000"})
+        assert response.status_code == 400, response.text
+        assert errors(response) == ["UNSUPPORTED"]

@@ -402,3 +402,37 @@ def test_largest_int64_size_is_accepted(client: httpx.Client, repo: str) -> None
         }
     ).encode()
     assert put_manifest(client, repo, "big", body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"artifactType": "application/x\u0000"},
+        {"artifactType": "\ud800/x"},
+        {"artifactType": "a/" + "b" * 300},
+        {"artifactType": "not a media type"},
+    ],
+    ids=["nul", "lone-surrogate", "too-long", "no-slash"],
+)
+def test_artifact_type_that_is_not_a_media_type_is_refused(
+    client: httpx.Client, repo: str, extra: dict[str, str]
+) -> None:
+    """The index stores the artifact type as text: a NUL, a lone surrogate or 300 characters once made
+    PostgreSQL (and a lone surrogate SQLite too) fail with a 500."""
+    body = image_manifest(client, repo, **extra)
+    response = put_manifest(client, repo, "t", body)
+    assert response.status_code == 400, response.text
+    assert errors(response) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/{sha256(body)}").status_code == 404
+
+
+def test_config_media_type_that_is_not_a_media_type_is_refused(client: httpx.Client, repo: str) -> None:
+    """An OCI image's config media type is its artifact type when it declares none."""
+    config = b"{}"
+    document = json.loads(image_manifest(client, repo, config=config))
+    document["config"]["mediaType"] = "application/x\u0000"
+    body = json.dumps(document).encode()
+    response = put_manifest(client, repo, "t", body)
+    assert response.status_code == 400, response.text
+    assert errors(response) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/{repo}/manifests/t").status_code == 404

@@ -156,3 +156,9 @@ def test_guessing_is_throttled(anonymous: httpx.Client, login) -> None:
     assert response.status_code == 429
     assert errors(response) == ["TOOMANYREQUESTS"] and int(response.headers["Retry-After"]) > 0
     assert login("alice").get("/v2/").status_code == 200
+
+
+def test_openapi_description_is_readable_without_credentials(anonymous: httpx.Client) -> None:
+    response = anonymous.get("/openapi.json")
+    assert response.status_code == 200
+    assert "/auth/token" in response.json()["paths"]

@@ -508,3 +508,9 @@ def test_audit_log_names_who_what_where(
         in log
     )
     assert "event=login user=alice address=127.0.0.1 outcome=failed" in log
+
+
+def test_openapi_description_is_readable_without_a_token(client: httpx.Client) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert "/v2/{name}/manifests/{reference}" in response.json()["paths"]
