@@ -14,6 +14,7 @@ How the settings map:
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,26 @@ def _check_tls_files(settings: Settings) -> None:
     """Load the TLS files once here: granian's workers would otherwise fail on a bad CA bundle with a
     Rust panic in every worker instead of one clear line."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    if settings.tls_client_ca:
-        context.load_verify_locations(settings.tls_client_ca)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca:
+            context.load_verify_locations(settings.tls_client_ca)
+    except OSError as error:
+        files = ", ".join(filter(None, (settings.tls_cert, settings.tls_key, settings.tls_client_ca)))
+        raise OSError(f"cannot use the TLS files {files}: {error.strerror or error}") from None
+
+
+def _check_port(settings: Settings) -> None:
+    """Bind the address once here: granian reports a busy port with a Rust panic and its backtrace."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        socket.create_server((settings.host, settings.port), family=family).close()
+    except OSError as error:
+        raise OSError(f"cannot listen on {settings.listen}: {error.strerror or error}") from None
 
 
 def build(settings: Settings, workers: int) -> Server:
+    _check_port(settings)
     tls: dict[str, Any] = {}
     if settings.tls_cert:
         _check_tls_files(settings)
