@@ -19,6 +19,7 @@ import yaml
 ENV_PREFIX = "REGISTRY_"
 AUTH_MODES = ("none", "basic", "token")
 STORAGE_KINDS = ("filesystem", "s3")
+SERVERS = ("granian", "hypercorn")
 
 
 def default_data_dir() -> Path:
@@ -46,6 +47,8 @@ class Settings:
     s3_region: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
+    # The HTTP engine serving the app: "granian" (Rust, the faster) or "hypercorn" (pure Python).
+    server: str = "granian"
     # Server processes; each is a full event loop. 0 means one per CPU core.
     workers: int = 1
     log_level: str = "info"
@@ -115,6 +118,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"setting 'auth': expected one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
+        if self.server not in SERVERS:
+            raise ValueError(f"setting 'server': expected one of {', '.join(SERVERS)}, not {self.server!r}")
         if self.storage not in STORAGE_KINDS:
             raise ValueError(
                 f"setting 'storage': expected one of {', '.join(STORAGE_KINDS)}, not {self.storage!r}"

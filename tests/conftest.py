@@ -11,8 +11,36 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.config import SERVERS
 from tests.support.postgres import PostgresCluster
-from tests.support.server import RegistryProcess
+from tests.support.server import RegistryProcess, default_engine
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_servers` run on every engine; the rest on the default one."""
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_servers"):
+        metafunc.parametrize("engine", SERVERS, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The second engine runs on SQLite only: the engine and the index never meet, so crossing them
+    would add minutes and no coverage."""
+    crossed = [
+        item
+        for item in items
+        if (params := getattr(item, "callspec", None)) is not None
+        and params.params.get("database") == "postgresql"
+        and params.params.get("engine", SERVERS[0]) != SERVERS[0]
+    ]
+    if crossed:
+        config.hook.pytest_deselected(items=crossed)
+        items[:] = [item for item in items if item not in crossed]
+
+
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest) -> str:
+    """The HTTP engine serving the registry (see `pytest_generate_tests`)."""
+    return getattr(request, "param", default_engine())
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +70,8 @@ def own_database(database: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = RegistryProcess(tmp_path_factory.mktemp("registry"), database).start()
+def server(database: str, engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    process = RegistryProcess(tmp_path_factory.mktemp("registry"), database, engine=engine).start()
     yield process
     process.stop()
 
@@ -61,12 +89,12 @@ def repo(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path, database: str) -> Iterator[type]:
+def make_server(tmp_path: Path, database: str, engine: str) -> Iterator[type]:
     """Start extra servers (for restarts, crashes, settings) that are stopped after the test."""
     started: list[RegistryProcess] = []
 
     def start(data_dir: Path | None = None, **env: str) -> RegistryProcess:
-        process = RegistryProcess(data_dir or tmp_path / f"r{len(started)}", database, env).start()
+        process = RegistryProcess(data_dir or tmp_path / f"r{len(started)}", database, env, engine).start()
         started.append(process)
         return process
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from registry.api.common import digest_param, repository, services
+from registry.api.pathsend import PATHSEND, PathSendResponse
 from registry.errors import ErrorCode, RegistryError
 
 # ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
@@ -58,6 +59,11 @@ async def get_blob(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    # The pathsend extension sends a whole file and has no byte range: ranges stream.
+    if wanted is None and PATHSEND in request.scope.get("extensions", {}):
+        path = await blobs.local_file(name, digest, size)
+        if path is not None:
+            return PathSendResponse(path, headers)
     body = await blobs.open(name, digest, start, end)
     return StreamingResponse(body, status_code=status, headers=headers)
 

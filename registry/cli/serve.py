@@ -7,13 +7,12 @@ import ipaddress
 import logging
 import multiprocessing
 import os
-import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry.config import AUTH_MODES, Settings, load_settings, settings_to_env
+from registry.config import AUTH_MODES, SERVERS, Settings, load_settings, settings_to_env
 
 # Server modules (SQLAlchemy, Alembic, starlette) are imported inside the commands that need them:
 # every `registry` command builds this parser, and client commands must start fast.
@@ -71,6 +70,7 @@ def register(commands: Any) -> None:
     add_settings_arguments(serve)
     serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
     serve.add_argument("--workers", type=int, help="server processes; 0 means one per CPU core")
+    serve.add_argument("--server", choices=SERVERS, help="HTTP engine (default granian)")
     serve.add_argument("--auth", choices=AUTH_MODES, help="authentication mode (default none)")
     serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
@@ -116,52 +116,35 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from hypercorn.config import Config
-    from hypercorn.run import run
-
     from registry.logs import configure as configure_logging
 
     settings = settings_from(
         args,
         listen=args.listen,
         workers=args.workers,
+        server=args.server,
         auth=args.auth,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
     )
-    server_log = configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     check_exposure(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
     os.environ.update(settings_to_env(settings))
     workers = settings.workers or os.cpu_count() or 1
-
-    config = Config()
-    config.bind = [settings.listen]
-    config.application_path = "registry.asgi:app()"
-    config.worker_class = "uvloop"
-    config.workers = 0 if workers == 1 else workers
-    config.graceful_timeout = settings.shutdown_timeout
-    # hypercorn's keep-alive timer also runs while a connection has not finished sending its headers.
-    config.keep_alive_timeout = settings.idle_timeout
-    config.h11_max_incomplete_size = settings.max_header_size
-    config.h2_max_header_list_size = settings.max_header_size
-    config.loglevel = settings.log_level.upper()
-    config.errorlog = server_log
-    if settings.tls_cert:
-        # hypercorn's context: TLS 1.2 minimum, ALPN offering h2 then http/1.1, ECDHE+AESGCM ciphers.
-        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
-        if settings.tls_client_ca:
-            config.ca_certs = settings.tls_client_ca
-            config.verify_mode = ssl.CERT_REQUIRED
-        config.create_ssl_context()  # a wrong path or a key that does not fit fails here, not per worker
+    if settings.server == "granian":
+        from registry.serving.granian_server import run
+    else:
+        from registry.serving.hypercorn_server import run
     log.info(
-        "registry listening on %s://%s with %d worker(s), auth %s, data in %s",
+        "registry listening on %s://%s with %s, %d worker(s), auth %s, data in %s",
         settings.scheme,
         settings.listen,
+        settings.server,
         workers,
         settings.auth,
         settings.data_dir,
     )
-    return run(config)
+    return run(settings, workers)

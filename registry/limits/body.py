@@ -9,8 +9,9 @@ body before reading hang, and SIGTERM waits out its whole grace period. Nothing 
 settings avoids it, so the fix lives here, in front of the app, for every ASGI server.
 
 What it does:
-- Before the last part of a response goes out, the rest of an unread body is read and dropped, up to
-  `DRAIN_LIMIT` bytes: the client gets its answer and the connection stays usable.
+- Before the last part of a response goes out (its last body message, or a file sent by pathsend),
+  the rest of an unread body is read and dropped, up to `DRAIN_LIMIT` bytes: the client gets its
+  answer and the connection stays usable.
 - A body longer than that is not worth reading: the response says `Connection: close` (when its size
   is known before the response starts), and the rest is dropped while the response is sent, until the
   server reports the stream closed, so nothing blocks and the server closes the socket.
@@ -29,6 +30,8 @@ import logging
 import math
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.pathsend import PATHSEND
 
 log = logging.getLogger("registry")
 
@@ -60,23 +63,33 @@ class _Body:
         # Set once the body's last chunk or a disconnect has been seen (by the app or by us).
         self.complete = False
         self.timed_out = False
+        # One body reader at a time: starlette's StreamingResponse listens for a disconnect while `drain`
+        # reads, and each part of the body must reach exactly one of them. (Two readers waiting at once
+        # deadlocked an empty streamed response on granian: the waiter left over expected more body.)
+        self._reading = asyncio.Lock()
 
     async def receive(self) -> Message:
-        if self.complete:
-            # The body is over: what remains is waiting for a disconnect (streaming responses do).
-            return await self._receive()
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                message = await self._receive()
-        except TimeoutError:
-            self.timed_out = self.complete = True
-            return _DISCONNECT
-        if message["type"] == "http.request":
-            self.received += len(message.get("body", b""))
-            self.complete = not message.get("more_body", False)
-        else:
-            self.complete = True
-        return message
+        message = await self._next_part()
+        # The body is over: what remains is waiting for a disconnect (streaming responses do).
+        return message if message is not None else await self._receive()
+
+    async def _next_part(self) -> Message | None:
+        """The body's next message, or None once the body is over."""
+        async with self._reading:
+            if self.complete:
+                return None
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    message = await self._receive()
+            except TimeoutError:
+                self.timed_out = self.complete = True
+                return _DISCONNECT
+            if message["type"] == "http.request":
+                self.received += len(message.get("body", b""))
+                self.complete = not message.get("more_body", False)
+            else:
+                self.complete = True
+            return message
 
     @property
     def too_long_to_drain(self) -> bool:
@@ -85,8 +98,8 @@ class _Body:
     async def drain(self) -> None:
         """Read and drop the rest of the body, up to `limit` more bytes."""
         limit = self.received + self.limit
-        while not self.complete and self.received <= limit:
-            await self.receive()
+        while self.received <= limit and await self._next_part() is not None:
+            pass
 
     async def discard_until_closed(self) -> None:
         """Keep taking messages until the server says the stream is gone, so its queue never blocks."""
@@ -117,7 +130,9 @@ class BodyGuard:
         async def guarded_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not body.complete and body.too_long_to_drain:
                 message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            elif message["type"] == PATHSEND or (
+                message["type"] == "http.response.body" and not message.get("more_body", False)
+            ):
                 await _finish(body, send, message)
                 return
             await send(message)

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, UploadBusy
@@ -121,6 +122,26 @@ class BlobService:
             log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
         return _resumed(piece, stream)
+
+    async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
+        """The file a server may send itself for a whole blob of `size` bytes, or None when the store
+        has no local files. As with `open`, a file that is missing or not `size` bytes long answers
+        BLOB_UNKNOWN before any status line, never a short or overlong body."""
+        path = self.store.local_path(digest)
+        if path is None:
+            return None
+        stored = await self.store.stat(digest)
+        if stored != size:
+            found = "no file in the store" if stored is None else f"the file holds {stored} bytes"
+            log.error(
+                "integrity: blob %s of repository %s is unreadable: %s, the index says %d",
+                digest,
+                repository,
+                found,
+                size,
+            )
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        return path
 
     async def delete(self, repository: str, digest: Digest) -> None:
         if not await self.index.unlink_blob(repository, str(digest)):

@@ -9,6 +9,7 @@ Everything streams; no method takes or returns a whole blob.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 from registry.types import Digest
@@ -60,6 +61,12 @@ class BlobStore(Protocol):
         Raises BlobUnreadable, at the latest when the first piece is asked for, when the blob's bytes
         are missing or end before `end`.
         """
+        ...
+
+    def local_path(self, digest: Digest) -> Path | None:
+        """Where a committed blob's bytes sit as a local file, for a server that sends files itself
+        (zero-copy); None when the store keeps no such file. Only names the place: the file may be
+        missing or damaged, which the caller checks with `stat`."""
         ...
 
     async def delete(self, digest: Digest) -> None: ...

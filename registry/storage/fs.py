@@ -111,6 +111,9 @@ class FilesystemStore:
         finally:
             await handle.close()
 
+    def local_path(self, digest: Digest) -> Path:
+        return self.blob_path(digest)
+
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self.blob_path(digest))

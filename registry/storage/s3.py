@@ -170,6 +170,10 @@ class S3Store:
             raise
         return head["ContentLength"]
 
+    def local_path(self, digest: Digest) -> None:
+        """Objects have no local file: pulls stream through the server."""
+        return None
+
     async def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Ranged GETs of one piece each, the next fetched while the current one is sent.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.oci import errors
+
+pytestmark = pytest.mark.both_servers
 
 
 def test_version_check(client: httpx.Client) -> None:

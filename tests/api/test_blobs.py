@@ -13,6 +13,8 @@ import pytest
 from tests.support.oci import errors, push_blob, sha256
 from tests.support.server import RegistryProcess
 
+pytestmark = pytest.mark.both_servers
+
 
 def _start(client: httpx.Client, repo: str) -> str:
     response = client.post(f"/v2/{repo}/blobs/uploads/")

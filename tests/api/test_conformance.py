@@ -43,6 +43,8 @@ import pytest
 
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, sha256
 
+pytestmark = pytest.mark.both_servers
+
 USER_AGENT = "distribution-spec-conformance-tests"
 AUTOMATIC_CROSSMOUNT = True  # OCI_AUTOMATIC_CROSSMOUNT=1: the server's default settings
 NUM_WORKFLOWS = 1 << 4  # the suite's `numWorkflows`: 16 configs and manifests are generated

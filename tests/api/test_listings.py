@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from tests.support.oci import (
     OCI_EMPTY,
@@ -17,6 +18,8 @@ from tests.support.oci import (
     put_manifest,
     sha256,
 )
+
+pytestmark = pytest.mark.both_servers
 
 
 def test_tags_sorted_and_paginated(client: httpx.Client, repo: str) -> None:

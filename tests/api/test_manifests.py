@@ -23,6 +23,8 @@ from tests.support.oci import (
     sha256,
 )
 
+pytestmark = pytest.mark.both_servers
+
 
 def _tags(client: httpx.Client, repo: str) -> list[str]:
     response = client.get(f"/v2/{repo}/tags/list")

@@ -14,6 +14,8 @@ from registry.types import Digest
 from tests.support.oci import errors, push_blob
 from tests.support.server import RegistryProcess
 
+pytestmark = pytest.mark.both_servers
+
 
 def blob_file(server: RegistryProcess, digest: str) -> Path:
     path = FilesystemStore(server.data_dir / "blobs").blob_path(Digest.parse(digest))

@@ -18,6 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.auth.conftest import cli, ssl_context, tls_env
 from tests.support.server import RegistryProcess
 
+pytestmark = pytest.mark.both_servers
+
 
 def client_certificate(ca_dir: Path, out: Path, name: str) -> tuple[Path, Path]:
     """A client certificate for `name` issued by the CA in `ca_dir` (as a company PKI would)."""
@@ -57,10 +59,10 @@ class MutualTLSProcess(RegistryProcess):
 
 
 @pytest.fixture(scope="module")
-def mtls(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutualTLSProcess]:
+def mtls(pki: Path, engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutualTLSProcess]:
     root = tmp_path_factory.mktemp("mtls")
     process = MutualTLSProcess(
-        root / "data", "", {**tls_env(pki), "REGISTRY_TLS_CLIENT_CA": str(pki / "ca.crt")}
+        root / "data", "", {**tls_env(pki), "REGISTRY_TLS_CLIENT_CA": str(pki / "ca.crt")}, engine
     )
     process.client_cert = client_certificate(pki, root / "client", "ci-runner")
     process.ca = pki / "ca.crt"
@@ -69,8 +71,8 @@ def mtls(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mutual
 
 
 @pytest.fixture(scope="module")
-def plain_tls(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = RegistryProcess(tmp_path_factory.mktemp("tls") / "data", "", tls_env(pki)).start()
+def plain_tls(pki: Path, engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    process = RegistryProcess(tmp_path_factory.mktemp("tls") / "data", "", tls_env(pki), engine).start()
     yield process
     process.stop()
 

@@ -18,18 +18,31 @@ import pytest
 from tests.auth.conftest import pki, ssl_context, tls_env  # noqa: F401  (pki: the session's certificates)
 from tests.support.server import RegistryProcess
 
+pytestmark = pytest.mark.both_servers
+
 # Requests in the unread-body test; set REGISTRY_TEST_UNREAD_BODIES=1000 for the full run.
 UNREAD_BODIES = int(os.environ.get("REGISTRY_TEST_UNREAD_BODIES", "200"))
 MiB = 1 << 20
 
 
+def process_tree(pid: int) -> set[int]:
+    """A process and its descendants: granian's connections live in its worker processes."""
+    found = {pid}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found |= process_tree(int(child))
+    return found
+
+
 def connections(server: RegistryProcess) -> int:
-    """The server process's TCP connections on its port, in any state but listening."""
+    """The server's TCP connections on its port (any process of it), in any state but listening."""
     assert server.proc is not None
     table = subprocess.run(
         ["ss", "-tnp", f"sport = :{server.port}"], capture_output=True, text=True, check=True
     ).stdout
-    return sum(f"pid={server.proc.pid}," in line for line in table.splitlines())
+    pids = process_tree(server.proc.pid)
+    return sum(any(f"pid={pid}," in line for pid in pids) for line in table.splitlines())
 
 
 def settle(server: RegistryProcess, at_most: int, within: float) -> int:
@@ -71,12 +84,12 @@ def stop_timed(server: RegistryProcess) -> float:
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[type]:
+def start(tmp_path: Path, engine: str) -> Iterator[type]:
     """Servers on the embedded index (what is tested here is the connection, not the index)."""
     started: list[RegistryProcess] = []
 
     def run(**env: str) -> RegistryProcess:
-        server = RegistryProcess(tmp_path / f"r{len(started)}", "", env).start()
+        server = RegistryProcess(tmp_path / f"r{len(started)}", "", env, engine).start()
         started.append(server)
         return server
 

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import RegistryProcess
+
+pytestmark = pytest.mark.both_servers
 
 
 def _codes(response) -> list[str]:

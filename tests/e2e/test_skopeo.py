@@ -93,6 +93,7 @@ def _maybe_json(data: bytes) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
+@pytest.mark.both_servers  # the real-client push and pull that runs on each engine
 def test_oci_layout_round_trip_is_bit_exact(
     server: RegistryProcess, client: httpx.Client, repo: str, busybox: Path, skopeo, tmp_path: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""A real `registry serve` process on a free loopback port."""
+"""A real `registry serve` process on a free loopback port, served by either engine."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ import httpx
 from tests.support.tools import free_port
 
 
+def default_engine() -> str:
+    """The engine of tests that are not run on both: the registry's default, or REGISTRY_TEST_SERVER's."""
+    return os.environ.get("REGISTRY_TEST_SERVER", "granian")
+
+
 class RegistryProcess:
-    def __init__(self, data_dir: Path, database_url: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str = "",
+        env: dict[str, str] | None = None,
+        engine: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
-        self.extra_env = env or {}
+        self.extra_env = {"REGISTRY_SERVER": engine or default_engine(), **(env or {})}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"

@@ -1,0 +1,25 @@
+"""Responses whose body the server reads from a file itself: the ASGI `http.response.pathsend`
+extension (granian offers it). The bytes then go from the page cache to the socket without passing
+through Python, which is what makes large pulls cheap; servers without it get a stream instead."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+PATHSEND = "http.response.pathsend"
+
+
+class PathSendResponse(Response):
+    """A 200 whose body is the whole file at `path`; `headers` must give its Content-Length."""
+
+    def __init__(self, path: Path, headers: Mapping[str, str]) -> None:
+        super().__init__(status_code=200, headers=headers)
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": PATHSEND, "path": str(self.path)})

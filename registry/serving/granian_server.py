@@ -1,0 +1,101 @@
+"""Serving with granian: a Rust HTTP server (hyper and rustls) running the ASGI app, the default.
+
+How the settings map:
+- TLS: rustls with TLS 1.2 as the floor, ALPN h2 and http/1.1; `tls_client_ca` turns on rustls' client
+  certificate verifier, which refuses a handshake without a certificate issued by that bundle.
+- `idle_timeout`: hyper's header read timeout, which runs from the moment a connection waits for a
+  request's headers, so it closes idle keep-alive connections as well as slow headers.
+- `max_header_size`: answered 431 by `registry.limits.headers` on both protocols; hyper's own limits
+  (its HTTP/1 read buffer, and HTTP/2's header list at four times the setting) only stop headers so
+  large that the app should never have to look at them.
+- `shutdown_timeout`: on SIGTERM each worker stops accepting and finishes its in-flight requests; a
+  worker still busy after this many seconds is killed.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+from granian.http import HTTP1Settings, HTTP2Settings
+from granian.log import LogLevels
+from granian.server import Server
+
+from registry.config import Settings
+from registry.logs import FORMAT
+
+# granian's own lines in the registry's format, through the root handler every registry line uses.
+_GRANIAN_LOGGER = "_granian"
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"registry": {"format": FORMAT}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "registry"}},
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {_GRANIAN_LOGGER: {"handlers": [], "propagate": True}},
+    }
+
+
+def _check_tls_files(settings: Settings) -> None:
+    """Load the TLS files once here: granian's workers would otherwise fail on a bad CA bundle with a
+    Rust panic in every worker instead of one clear line."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca:
+            context.load_verify_locations(settings.tls_client_ca)
+    except OSError as error:
+        files = ", ".join(filter(None, (settings.tls_cert, settings.tls_key, settings.tls_client_ca)))
+        raise OSError(f"cannot use the TLS files {files}: {error.strerror or error}") from None
+
+
+def _check_port(settings: Settings) -> None:
+    """Bind the address once here: granian reports a busy port with a Rust panic and its backtrace."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        socket.create_server((settings.host, settings.port), family=family).close()
+    except OSError as error:
+        raise OSError(f"cannot listen on {settings.listen}: {error.strerror or error}") from None
+
+
+def build(settings: Settings, workers: int) -> Server:
+    _check_port(settings)
+    tls: dict[str, Any] = {}
+    if settings.tls_cert:
+        _check_tls_files(settings)
+        tls = {
+            "ssl_cert": Path(settings.tls_cert),
+            "ssl_key": Path(settings.tls_key),
+            "ssl_protocol_min": SSLProtocols.tls12,
+        }
+        if settings.tls_client_ca:
+            tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
+    return Server(
+        "registry.asgi:app",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.idle_timeout * 1000))),
+        http2_settings=HTTP2Settings(max_headers_size=4 * settings.max_header_size),
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=_log_config(settings.log_level),
+        workers_kill_timeout=settings.shutdown_timeout,  # type: ignore[arg-type]  # seconds, float is fine
+        **tls,
+    )
+
+
+def run(settings: Settings, workers: int) -> int:
+    """Serve until SIGTERM (see the module's docstring for what it waits for)."""
+    build(settings, workers).serve()
+    return 0

@@ -1,0 +1,106 @@
+"""Blob GETs through the ASGI pathsend extension, seen from the app's side: the app is called in this
+process with a scope that offers the extension (or not), and what it sends is recorded. (On a real
+server, every blob GET of the API suites on granian takes this path too.)"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.types import ASGIApp, Message
+
+from registry.api.pathsend import PATHSEND
+from registry.app import create_app
+from registry.cli.serve import prepare
+from registry.config import Settings
+from registry.storage import FilesystemStore
+from registry.types import Digest
+
+REPO = "zero/copy"
+
+
+def call(
+    app: ASGIApp, method: str, path: str, *, query: str = "", body: bytes = b"", **options
+) -> list[Message]:
+    """One request to the app; the messages it sent back."""
+    headers = [(b"host", b"registry.test"), *options.get("headers", [])]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 5000),
+        "extensions": {PATHSEND: {}} if options.get("pathsend", True) else {},
+    }
+    sent: list[Message] = []
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> Message:
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(_with_lifespan(app, scope, receive, send))
+    return sent
+
+
+async def _with_lifespan(app, scope, receive, send) -> None:
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[ASGIApp]:
+    settings = Settings(data_dir=tmp_path)
+    prepare(settings)
+    yield create_app(settings)
+
+
+@pytest.fixture
+def blob(app, tmp_path: Path) -> tuple[str, bytes, Path]:
+    data = os.urandom(300_000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    [start, *_] = call(app, "POST", f"/v2/{REPO}/blobs/uploads/", query=f"digest={digest}", body=data)
+    assert start["status"] == 201
+    return digest, data, FilesystemStore(tmp_path / "blobs").blob_path(Digest.parse(digest))
+
+
+def test_a_whole_blob_goes_out_as_its_file(app, blob) -> None:
+    digest, data, path = blob
+    start, sent = call(app, "GET", f"/v2/{REPO}/blobs/{digest}")
+    assert start["status"] == 200 and (b"content-length", str(len(data)).encode()) in start["headers"]
+    assert sent == {"type": PATHSEND, "path": str(path)}
+    assert Path(sent["path"]).read_bytes() == data
+
+
+def test_ranges_and_servers_without_the_extension_stream(app, blob) -> None:
+    digest, data, _ = blob
+    ranged = call(app, "GET", f"/v2/{REPO}/blobs/{digest}", headers=[(b"range", b"bytes=10-99")])
+    assert ranged[0]["status"] == 206
+    assert b"".join(m.get("body", b"") for m in ranged[1:]) == data[10:100]
+    plain = call(app, "GET", f"/v2/{REPO}/blobs/{digest}", pathsend=False)
+    assert {m["type"] for m in plain} == {"http.response.start", "http.response.body"}
+    assert b"".join(m.get("body", b"") for m in plain[1:]) == data
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_lost_file_is_404_not_sent(app, blob, damage: str) -> None:
+    digest, data, path = blob
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(data[:1000])
+    start, body = call(app, "GET", f"/v2/{REPO}/blobs/{digest}")
+    assert start["status"] == 404 and b"BLOB_UNKNOWN" in body["body"]
