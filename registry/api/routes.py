@@ -1,5 +1,8 @@
-"""The one route table: the `/v2/` API, and the token service. Repository names contain slashes, hence
-`{name:path}`. The auth middleware derives each request's needed access from this same table."""
+"""The one route table: the `/v2/` API, the token service, and the operator's health and metrics routes.
+Repository names contain slashes, hence `{name:path}`. The auth middleware derives each request's
+needed access from this same table; it guards `/v2/` only, so the operator's routes need no token (a
+scrape's own credentials, when asked for, are checked by /metrics itself). Route names (the handlers'
+names) are the metrics' `route` label."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from starlette.routing import Route
 from registry.api import base, blobs, listings, manifests, referrers, uploads
 from registry.api.common import Handler
 from registry.auth import TOKEN_PATH
+from registry.observe import endpoints
 
 _NAME = "/v2/{name:path}"
 
@@ -44,4 +48,7 @@ ROUTES: list[Route] = [
     Route(f"{_NAME}/referrers/{{digest}}", referrers.list_referrers, methods=["GET"]),
     Route(TOKEN_PATH, _token_service("get_token"), methods=["GET"]),
     Route(TOKEN_PATH, _token_service("post_token"), methods=["POST"]),
+    Route("/healthz", endpoints.healthz, methods=["GET", "HEAD"]),
+    Route("/readyz", endpoints.readyz, methods=["GET", "HEAD"]),
+    Route("/metrics", endpoints.metrics, methods=["GET"]),
 ]

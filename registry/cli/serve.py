@@ -120,6 +120,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from hypercorn.run import run
 
     from registry.logs import configure as configure_logging
+    from registry.observe.multiprocess import MetricsDirectory
+    from registry.observe.startup import start_line
 
     settings = settings_from(
         args,
@@ -130,7 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
     )
-    server_log = configure_logging(settings.log_level)
+    server_log = configure_logging(settings.log_level, settings.log_formatter)
     check_exposure(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
@@ -139,6 +141,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = Config()
     config.bind = [settings.listen]
+    if settings.metrics_listen:
+        # Plain HTTP as Distribution's debug address; without TLS, hypercorn serves `bind` only.
+        if settings.tls_cert:
+            config.insecure_bind = [settings.metrics_listen]
+        else:
+            config.bind = [settings.listen, settings.metrics_listen]
     config.application_path = "registry.asgi:app()"
     config.worker_class = "uvloop"
     config.workers = 0 if workers == 1 else workers
@@ -156,12 +164,10 @@ def run_serve(args: argparse.Namespace) -> int:
             config.ca_certs = settings.tls_client_ca
             config.verify_mode = ssl.CERT_REQUIRED
         config.create_ssl_context()  # a wrong path or a key that does not fit fails here, not per worker
-    log.info(
-        "registry listening on %s://%s with %d worker(s), auth %s, data in %s",
-        settings.scheme,
-        settings.listen,
-        workers,
-        settings.auth,
-        settings.data_dir,
-    )
-    return run(config)
+    log.info("%s", start_line(settings, "hypercorn", workers))
+    metrics = MetricsDirectory()
+    try:
+        return run(config)
+    finally:
+        metrics.remove()
+        log.info("registry on %s stopped", settings.listen)
