@@ -18,6 +18,7 @@ from registry.api.failures import FailureBoundary
 from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
+from registry.events import Dispatcher
 from registry.index import MetadataIndex, SQLIndex
 from registry.limits.rate import RateLimit
 from registry.scrub.background import start_background_scrub
@@ -27,6 +28,7 @@ from registry.storage import BlobStore, FilesystemStore
 if TYPE_CHECKING:
     from registry.auth.authority import Authority
     from registry.index.base import UserDirectory
+    from registry.observe.exposition import Exposition
 
 log = logging.getLogger("registry")
 MAX_PURGE_INTERVAL = 600.0
@@ -39,12 +41,15 @@ class Registry:
     settings: Settings
     index: MetadataIndex
     store: BlobStore
+    events: Dispatcher
     blobs: BlobService
     manifests: ManifestService
     # Both None when `auth: none`: then not even their modules are loaded, which keeps each worker
     # process about 10 MiB smaller.
     users: UserDirectory | None
     auth: Authority | None
+    # None with `metrics_enabled: false`: then prometheus_client is never loaded.
+    exposition: Exposition | None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
@@ -64,14 +69,26 @@ class Registry:
 
             users = SQLUserDirectory(settings.index_url)
             auth = Authority.build(settings, users)
+        events = Dispatcher()
+        exposition = None
+        if settings.metrics_enabled:
+            from registry.observe.exposition import Exposition
+            from registry.observe.metrics import EventMetrics
+
+            events.subscribe(EventMetrics())
+            exposition = Exposition(index, settings.metrics_htpasswd)
         return cls(
             settings=settings,
             index=index,
             store=store,
-            blobs=BlobService(index, store, settings.upload_expiry, settings.max_uploads_per_repository),
-            manifests=ManifestService(index),
+            events=events,
+            blobs=BlobService(
+                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
+            ),
+            manifests=ManifestService(index, events),
             users=users,
             auth=auth,
+            exposition=exposition,
         )
 
 

@@ -5,19 +5,24 @@
 
 The connection's limits go around everything, starlette's own error middleware included, because what
 they protect is the server's connection, not any one route; the body guard outermost, so it also sees
-the header limit's answers.
+the header limit's answers. Only the observe layer (request id, access log, request metrics) is further
+out, so that it logs and counts what the client finally got, the limits' answers included.
 """
 
 from starlette.types import ASGIApp
 
+from registry.api.routes import ROUTES
 from registry.app import create_app
 from registry.config import load_settings
 from registry.limits.body import BodyGuard
 from registry.limits.headers import HeaderLimit
 from registry.logs import configure as configure_logging
+from registry.observe.layer import Observe
 
 
 def app() -> ASGIApp:
     settings = load_settings()
-    configure_logging(settings.log_level)
-    return BodyGuard(HeaderLimit(create_app(settings), settings.max_header_size), settings.body_read_timeout)
+    configure_logging(settings.log_level, settings.log_formatter)
+    limited = HeaderLimit(create_app(settings), settings.max_header_size)
+    guarded = BodyGuard(limited, settings.body_read_timeout)
+    return Observe(guarded, settings, ROUTES)

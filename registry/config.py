@@ -18,6 +18,7 @@ import yaml
 
 ENV_PREFIX = "REGISTRY_"
 AUTH_MODES = ("none", "basic", "token")
+LOG_FORMATTERS = ("text", "json")
 STORAGE_KINDS = ("filesystem", "s3")
 SERVERS = ("granian", "hypercorn")
 
@@ -52,6 +53,18 @@ class Settings:
     # Server processes; each is a full event loop. 0 means one per CPU core.
     workers: int = 1
     log_level: str = "info"
+    # "text" (one line each: time, level, logger, request id, message; access lines in common log
+    # format) or "json" (one object a line), as Distribution's `log.formatter`.
+    log_formatter: str = "text"
+    # One line per request (logger `registry.access`): address, user, request line, status, bytes sent,
+    # duration, repository and request id.
+    access_log: bool = True
+    # Prometheus metrics at /metrics. metrics_listen: serve them (and /healthz, /readyz) only on this
+    # HOST:PORT, over plain HTTP, as Distribution's `http.debug.addr`; empty means on `listen`.
+    # metrics_htpasswd: an htpasswd file whose users alone may scrape them (Basic auth).
+    metrics_enabled: bool = True
+    metrics_listen: str = ""
+    metrics_htpasswd: str = ""
     # Seconds an idle upload session is kept before the purger removes it and its staged bytes.
     upload_expiry: int = 24 * 3600
     # Seconds SIGTERM waits for in-flight requests before closing.
@@ -130,6 +143,18 @@ class Settings:
             raise ValueError("settings 's3_access_key' and 's3_secret_key' go together")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("settings 'tls_cert' and 'tls_key' go together")
+        if self.log_formatter not in LOG_FORMATTERS:
+            raise ValueError(
+                f"setting 'log_formatter': expected one of {', '.join(LOG_FORMATTERS)}, "
+                f"not {self.log_formatter!r}"
+            )
+        if self.metrics_listen and self.metrics_listen.rpartition(":")[2] == self.listen.rpartition(":")[2]:
+            raise ValueError("setting 'metrics_listen' needs a port of its own, not the one of 'listen'")
+        if self.metrics_listen and self.server == "granian":
+            raise ValueError(
+                "setting 'metrics_listen' needs 'server: hypercorn' (granian serves one address); "
+                "or leave it empty to serve /metrics on the main address"
+            )
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
         for name in ("body_read_timeout", "idle_timeout", "max_header_size", "rate_limit_burst"):
@@ -147,6 +172,10 @@ class Settings:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def metrics_port(self) -> int | None:
+        return int(self.metrics_listen.rpartition(":")[2]) if self.metrics_listen else None
 
     @property
     def trusted_proxy_addresses(self) -> frozenset[str]:

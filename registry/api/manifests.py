@@ -7,18 +7,14 @@ from starlette.responses import Response
 
 from registry.api.common import repository, services
 from registry.errors import ErrorCode, RegistryError
-from registry.services.manifests import MAX_MANIFEST_SIZE, accepts, parse_manifest
+from registry.services.manifests import MAX_MANIFEST_SIZE, parse_manifest
 
 
 async def get_manifest(request: Request) -> Response:
     name, reference = repository(request), request.path_params["reference"]
     manifests = services(request).manifests
-    record = await manifests.find(name, reference)
-    if not accepts(request.headers.getlist("accept"), record.media_type):
-        raise RegistryError(
-            ErrorCode.MANIFEST_UNKNOWN,
-            {"mediaType": record.media_type, "reason": "the Accept header does not admit this manifest"},
-        )
+    find = manifests.find if request.method == "HEAD" else manifests.pull
+    record = await find(name, reference, request.headers.getlist("accept"))
     headers = {
         "Docker-Content-Digest": record.digest,
         "ETag": f'"{record.digest}"',

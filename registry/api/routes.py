@@ -1,6 +1,9 @@
-"""The one route table: the `/v2/` API, the token service and the API's OpenAPI description. Repository
-names contain slashes, hence `{name:path}`. The auth middleware derives each request's needed access from
-this same table."""
+"""The one route table: the `/v2/` API, the token service, the API's OpenAPI description, and the
+operator's health and metrics routes.
+Repository names contain slashes, hence `{name:path}`. The auth middleware derives each request's
+needed access from this same table; it guards `/v2/` only, so the operator's routes need no token (a
+scrape's own credentials, when asked for, are checked by /metrics itself). Route names (the handlers'
+names) are the metrics' `route` label."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from starlette.routing import Route
 from registry.api import base, blobs, listings, manifests, openapi, referrers, uploads
 from registry.api.common import Handler
 from registry.auth import TOKEN_PATH
+from registry.observe import endpoints
 
 _NAME = "/v2/{name:path}"
 
@@ -46,4 +50,7 @@ ROUTES: list[Route] = [
     Route(TOKEN_PATH, _token_service("get_token"), methods=["GET"]),
     Route(TOKEN_PATH, _token_service("post_token"), methods=["POST"]),
     Route(openapi.OPENAPI_PATH, openapi.get_openapi, methods=["GET"]),
+    Route("/healthz", endpoints.healthz, methods=["GET", "HEAD"]),
+    Route("/readyz", endpoints.readyz, methods=["GET", "HEAD"]),
+    Route("/metrics", endpoints.metrics, methods=["GET"]),
 ]

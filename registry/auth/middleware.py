@@ -21,14 +21,14 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.api.common import error_response
+from registry.api.matching import matching_route
 from registry.auth.audit import audit
 from registry.auth.authority import Authority
 from registry.auth.identity import ANONYMOUS, GRANT_KEY, Grant, Identity
@@ -84,18 +84,8 @@ class Need:
         return " ".join(str(s) for s in [*scopes, *self.optional])
 
 
-def _route(routes: Sequence[BaseRoute], scope: Scope) -> tuple[Route | None, dict[str, Any]]:
-    """The route the router would serve, as Starlette's router chooses: the first full match."""
-    for route in routes:
-        if isinstance(route, Route):
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                return route, child["path_params"]
-    return None, {}
-
-
 def required_access(routes: Sequence[BaseRoute], scope: Scope) -> Need:
-    route, params = _route(routes, scope)
+    route, params = matching_route(routes, scope)
     if route is None or route.path == "/v2/":
         return Need()
     if route.path == "/v2/_catalog":

@@ -117,6 +117,8 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from registry.logs import configure as configure_logging
+    from registry.observe.multiprocess import MetricsDirectory
+    from registry.observe.startup import start_line
 
     settings = settings_from(
         args,
@@ -128,7 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_formatter)
     check_exposure(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
@@ -138,13 +140,10 @@ def run_serve(args: argparse.Namespace) -> int:
         from registry.serving.granian_server import run
     else:
         from registry.serving.hypercorn_server import run
-    log.info(
-        "registry listening on %s://%s with %s, %d worker(s), auth %s, data in %s",
-        settings.scheme,
-        settings.listen,
-        settings.server,
-        workers,
-        settings.auth,
-        settings.data_dir,
-    )
-    return run(settings, workers)
+    log.info("%s", start_line(settings, settings.server, workers))
+    metrics = MetricsDirectory()
+    try:
+        return run(settings, workers)
+    finally:
+        metrics.remove()
+        log.info("registry on %s stopped", settings.listen)

@@ -8,6 +8,7 @@ from registry.index.base import (
     MissingReferences,
     StoredManifest,
     UploadBusy,
+    Usage,
     UserDirectory,
     UserRecord,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SQLIndex",
     "StoredManifest",
     "UploadBusy",
+    "Usage",
     "UserDirectory",
     "UserRecord",
 ]

@@ -44,6 +44,16 @@ class StoredManifest:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the index holds, for the storage gauges: blobs known to it, their bytes (each blob once,
+    however many repositories link it) and open upload sessions."""
+
+    blobs: int
+    blob_bytes: int
+    uploads: int
+
+
 class MissingReferences(Exception):
     def __init__(self, blobs: Sequence[str], manifests: Sequence[str]) -> None:
         super().__init__("manifest references unknown content")
@@ -63,6 +73,14 @@ class MetadataIndex(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def check(self) -> None:
+        """Raise unless the database answers now: the readiness probe's question."""
+        ...
+
+    async def usage(self) -> Usage:
+        """Totals for the storage gauges: two aggregate queries, so callers cache the answer."""
+        ...
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """Size of a blob linked into the repository, or None."""

@@ -19,9 +19,17 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import Select
 
+# A query on the index's own tables: a database that lost them (a new empty file, a dropped database)
+# fails it, as it fails every request.
+_CHECK = "SELECT 1 FROM repositories LIMIT 1"
+
 
 class Reader(Protocol):
     async def all(self, query: Select, **params: Any) -> list[tuple[Any, ...]]: ...
+
+    async def check(self) -> None:
+        """Raise unless the database answers now (readiness)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -57,15 +65,23 @@ class _Statements:
 class SQLiteReader:
     def __init__(self, url: str, dialect: Dialect) -> None:
         path = make_url(url).database
-        self._connection = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-        )
+        self._uri = f"file:{path}?mode=ro"
+        self._connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA busy_timeout=5000")
         self._statements = _Statements(dialect)
 
     async def all(self, query: Select, **params: Any) -> list[tuple[Any, ...]]:
         compiled = self._statements(query)
         return self._connection.execute(compiled.sql, compiled.args(params)).fetchall()
+
+    async def check(self) -> None:
+        """On a fresh connection: the long-lived one keeps a deleted or replaced file open and would go
+        on answering from it. Read-only, so a missing file is an error rather than a new database."""
+        connection = sqlite3.connect(self._uri, uri=True, timeout=1, isolation_level=None)
+        try:
+            connection.execute(_CHECK).fetchall()
+        finally:
+            connection.close()
 
     async def close(self) -> None:
         self._connection.close()
@@ -86,6 +102,9 @@ class PostgresReader:
     async def all(self, query: Select, **params: Any) -> list[tuple[Any, ...]]:
         compiled = self._statements(query)
         return await self._pool.fetch(compiled.sql, *compiled.args(params))
+
+    async def check(self) -> None:
+        await self._pool.fetch(_CHECK)
 
     async def close(self) -> None:
         await self._pool.close()

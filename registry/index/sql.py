@@ -34,6 +34,7 @@ from registry.index.base import (
     MissingReferences,
     StoredManifest,
     UploadBusy,
+    Usage,
 )
 from registry.index.models import (
     Blob,
@@ -65,6 +66,8 @@ _MANIFEST_COLUMNS = (
 
 
 # The read queries, with named parameters; see reads.py for how they run.
+_BLOB_TOTALS = select(func.count(), func.coalesce(func.sum(Blob.size), 0)).select_from(Blob)
+_OPEN_UPLOADS = select(func.count()).select_from(Upload)
 _BLOB_IN_REPOSITORY = (
     select(Blob.size)
     .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
@@ -370,6 +373,15 @@ class SQLIndex:
         if self._sync_engine is not None and self._writer is not None:
             self._writer.shutdown(wait=True)
             self._sync_engine.dispose()
+
+    async def check(self) -> None:
+        assert self._reader is not None, "SQLIndex.open() was not awaited"
+        await self._reader.check()
+
+    async def usage(self) -> Usage:
+        blobs, stored = (await self._rows(_BLOB_TOTALS))[0]
+        uploads = (await self._rows(_OPEN_UPLOADS))[0][0]
+        return Usage(blobs=int(blobs), blob_bytes=int(stored), uploads=int(uploads))
 
     async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
         if self._sync_engine is not None:

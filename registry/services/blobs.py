@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from registry.errors import ErrorCode, RegistryError
+from registry.events import Action, Dispatcher, Event, Target
 from registry.index import MetadataIndex, UploadBusy
 from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobUnreadable, BlobWriter
@@ -93,10 +94,16 @@ async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 
 class BlobService:
     def __init__(
-        self, index: MetadataIndex, store: BlobStore, upload_expiry: int, max_uploads: int = 0
+        self,
+        index: MetadataIndex,
+        store: BlobStore,
+        events: Dispatcher,
+        upload_expiry: int,
+        max_uploads: int = 0,
     ) -> None:
         self.index = index
         self.store = store
+        self.events = events
         self.upload_expiry = upload_expiry
         # Open sessions per repository (0: no limit). Checked, not reserved: concurrent POSTs may
         # overshoot by a few, which is fine for a limit meant to stop runaway clients.
@@ -121,6 +128,8 @@ class BlobService:
         except BlobUnreadable as error:
             log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
+        pulled = Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=end - first)
+        self.events.emit(pulled)
         return _resumed(piece, stream)
 
     async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
@@ -153,6 +162,7 @@ class BlobService:
         if size is None:
             return False
         await self.index.link_blob(repository, str(digest), size)
+        self.events.emit(Event.now(Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size))
         return True
 
     async def mount_readable(self, repository: str, digest: Digest, readable: Callable[[str], bool]) -> bool:
@@ -246,11 +256,16 @@ class BlobService:
                     await self._discard(upload_id)
                 raise
             await self.index.link_blob(repository, str(digest), size, upload_id)
+        self._committed(repository, digest, size)
 
     async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
         """A monolithic upload: no session is recorded, the store takes the bytes in one go."""
         size = await self.store.ingest(body, digest)
         await self.index.link_blob(repository, str(digest), size)
+        self._committed(repository, digest, size)
+
+    def _committed(self, repository: str, digest: Digest, size: int) -> None:
+        self.events.emit(Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size))
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         if not await self.index.upload_exists(upload_id, repository):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from registry.errors import ErrorCode, RegistryError
+from registry.events import Action, Dispatcher, Event, Target
 from registry.index import ManifestPut, ManifestRecord, MetadataIndex, MissingReferences
 from registry.types import (
     DOCKER_SCHEMA1,
@@ -195,8 +196,9 @@ def accepts(accept_headers: list[str], media_type: str) -> bool:
 
 
 class ManifestService:
-    def __init__(self, index: MetadataIndex) -> None:
+    def __init__(self, index: MetadataIndex, events: Dispatcher) -> None:
         self.index = index
+        self.events = events
 
     async def put(self, repository: str, put: ManifestPut) -> ManifestRecord:
         try:
@@ -207,9 +209,11 @@ class ManifestService:
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
             ) from None
+        self.events.emit(_manifest_event(Action.PUSH, repository, put.record, put.tag or ""))
         return put.record
 
-    async def find(self, repository: str, reference: str) -> ManifestRecord:
+    async def find(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
+        """The manifest a reference names, if the client's Accept headers admit it (HEAD and GET)."""
         if is_digest(reference):
             Digest.parse(reference)
         elif not valid_tag(reference):
@@ -217,19 +221,35 @@ class ManifestService:
         record = await self.index.get_manifest(repository, reference)
         if record is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
+        if not accepts(accept_headers, record.media_type):
+            raise RegistryError(
+                ErrorCode.MANIFEST_UNKNOWN,
+                {"mediaType": record.media_type, "reason": "the Accept header does not admit this manifest"},
+            )
+        return record
+
+    async def pull(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
+        """`find` for a client that reads the manifest (a GET): that is a pull event, a HEAD is not,
+        as in Distribution."""
+        record = await self.find(repository, reference, accept_headers)
+        tag = "" if is_digest(reference) else reference
+        self.events.emit(_manifest_event(Action.PULL, repository, record, tag))
         return record
 
     async def delete(self, repository: str, reference: str) -> None:
         """By digest: the manifest and every tag on it. By tag: only the tag."""
         if is_digest(reference):
             Digest.parse(reference)
+            event = Event.now(Target.MANIFEST, Action.DELETE, repository, digest=reference)
             deleted = await self.index.delete_manifest(repository, reference)
         elif valid_tag(reference):
+            event = Event.now(Target.TAG, Action.DELETE, repository, tag=reference)
             deleted = await self.index.delete_tag(repository, reference)
         else:
-            deleted = False
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
         if not deleted:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
+        self.events.emit(event)
 
     async def referrers(
         self, repository: str, subject: Digest, artifact_type: str | None
@@ -249,3 +269,15 @@ class ManifestService:
                 descriptor["annotations"] = json.loads(record.annotations)
             found.append(descriptor)
         return found
+
+
+def _manifest_event(action: Action, repository: str, record: ManifestRecord, tag: str) -> Event:
+    return Event.now(
+        Target.MANIFEST,
+        action,
+        repository,
+        digest=record.digest,
+        media_type=record.media_type,
+        size=record.size,
+        tag=tag,
+    )

@@ -25,18 +25,20 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from registry.config import Settings
-from registry.logs import FORMAT
 
 # granian's own lines in the registry's format, through the root handler every registry line uses.
 _GRANIAN_LOGGER = "_granian"
 
 
-def _log_config(level: str) -> dict[str, Any]:
+def _log_config(level: str, formatter: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"registry": {"format": FORMAT}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "registry"}},
+        "formatters": {"registry": {"()": "registry.observe.logformat.make_formatter", "kind": formatter}},
+        "filters": {"request_id": {"()": "registry.observe.logformat.RequestIdFilter"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "registry", "filters": ["request_id"]}
+        },
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {_GRANIAN_LOGGER: {"handlers": [], "propagate": True}},
     }
@@ -89,7 +91,7 @@ def build(settings: Settings, workers: int) -> Server:
         http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.idle_timeout * 1000))),
         http2_settings=HTTP2Settings(max_headers_size=4 * settings.max_header_size),
         log_level=LogLevels(settings.log_level.lower()),
-        log_dictconfig=_log_config(settings.log_level),
+        log_dictconfig=_log_config(settings.log_level, settings.log_formatter),
         workers_kill_timeout=settings.shutdown_timeout,  # type: ignore[arg-type]  # seconds, float is fine
         **tls,
     )

@@ -16,6 +16,12 @@ def run(settings: Settings, workers: int) -> int:
     """Serve until SIGTERM, which lets in-flight requests finish for up to `shutdown_timeout` seconds."""
     config = Config()
     config.bind = [settings.listen]
+    if settings.metrics_listen:
+        # Plain HTTP as Distribution's debug address; without TLS, hypercorn serves `bind` only.
+        if settings.tls_cert:
+            config.insecure_bind = [settings.metrics_listen]
+        else:
+            config.bind = [settings.listen, settings.metrics_listen]
     config.application_path = "registry.asgi:app()"
     config.worker_class = "uvloop"
     config.workers = 0 if workers == 1 else workers

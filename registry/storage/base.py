@@ -51,6 +51,10 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
+    async def check(self) -> None:
+        """Raise unless the store can be read and written now (readiness): cheap, no blob is touched."""
+        ...
+
     async def stat(self, digest: Digest) -> int | None:
         """Size of a committed blob, or None."""
         ...

@@ -79,6 +79,16 @@ class FilesystemStore:
     def upload_path(self, upload_id: str) -> Path:
         return self._uploads / upload_id
 
+    async def check(self) -> None:
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        for folder in (self._blobs, self._uploads, self._ingest):
+            if not folder.is_dir():
+                raise NotADirectoryError(f"{folder} is not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise PermissionError(f"{folder} is not writable")
+
     async def stat(self, digest: Digest) -> int | None:
         try:
             return (await aiofiles.os.stat(self.blob_path(digest))).st_size

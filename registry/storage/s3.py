@@ -161,6 +161,11 @@ class S3Store:
     async def _call(self, method: str, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self._client, method), Bucket=self.bucket, **kwargs)
 
+    async def check(self) -> None:
+        # Listing needs no more permission than the scrub's walk, and fails on a missing bucket,
+        # wrong credentials or an unreachable endpoint.
+        await self._call("list_objects_v2", Prefix=self.prefix, MaxKeys=1)
+
     async def stat(self, digest: Digest) -> int | None:
         try:
             head = await self._call("head_object", Key=self.blob_key(digest))

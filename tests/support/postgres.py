@@ -37,6 +37,26 @@ class PostgresCluster:
     def stop(self) -> None:
         self._as_postgres(self.pg_ctl, "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database under the servers using it, their open connections included."""
+        name = url.rpartition("/")[2]
+        subprocess.run(
+            [
+                self.psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-c",
+                f"DROP DATABASE {name} WITH (FORCE)",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
     def new_database(self) -> str:
         """A fresh, empty database; its asyncpg URL."""
         name = "registry_" + uuid.uuid4().hex[:12]

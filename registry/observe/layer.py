@@ -1,0 +1,105 @@
+"""The observe layer, outermost around the app: each request's context and id, its access line and its
+request metrics.
+
+Outermost so that it sees what the client got, the connection limits' answers included, and so that
+the request id is set before anything else can log. It only wraps `receive` and `send` to count bytes
+and catch the status; the route's name is read from the scope after the router put it there, or, for
+a request answered before routing (a 401), matched from the route table then.
+
+With `metrics_listen`, the same server also listens on that address; requests arriving there may only
+reach the operator's paths (metrics and health), and everything else is 404 there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.api.matching import matching_route
+from registry.auth.origin import client_address
+from registry.config import Settings
+from registry.observe.access import Outcome, log_access
+from registry.observe.context import RequestContext, enter_request, leave_request
+from registry.observe.requestid import HEADER, request_id
+
+if TYPE_CHECKING:
+    from registry.observe.metrics import RequestMetrics
+
+OPERATOR_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+UNMATCHED = "unmatched"
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+        self.trusted = settings.trusted_proxy_addresses
+        self.access_log = settings.access_log
+        self.metrics_port = settings.metrics_port
+        self.metrics: RequestMetrics | None = None
+        if settings.metrics_enabled:
+            from registry.observe.metrics import RequestMetrics
+
+            self.metrics = RequestMetrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.metrics_port is not None and not self._served_here(scope):
+            await PlainTextResponse("not found", 404)(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = request_id(scope, self.trusted)
+        context = RequestContext(rid, client_address(scope, self.trusted), scope)
+        token = enter_request(context)
+        id_header = (HEADER, rid.encode())
+        status = received = sent = 0
+
+        async def observed_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, observed_receive, observed_send)
+        finally:
+            # No status: the app failed before answering, and the server answers 500.
+            duration = time.perf_counter() - started
+            outcome = Outcome(status or 500, received, sent, duration, self._route(scope))
+            if self.metrics is not None:
+                self.metrics.record(
+                    outcome.route, scope["method"], outcome.status, outcome.duration, received, sent
+                )
+            if self.access_log:
+                log_access(context, outcome)
+            leave_request(token)
+
+    def _served_here(self, scope: Scope) -> bool:
+        """With `metrics_listen`: its address serves the operator's paths only, and /metrics only there."""
+        server = scope.get("server")
+        if server is not None and server[1] == self.metrics_port:
+            return scope["path"] in OPERATOR_PATHS
+        return scope["path"] != "/metrics"
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            route, _ = matching_route(self.routes, scope)
+        return getattr(route, "name", None) or UNMATCHED

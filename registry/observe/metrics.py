@@ -1,0 +1,86 @@
+"""The Prometheus metrics this process records: requests, bytes and events.
+
+prometheus-client keeps them in memory, or, when `PROMETHEUS_MULTIPROC_DIR` is set (`registry serve`
+sets it, see multiprocess.py), in one memory-mapped file per worker process that /metrics adds up. The
+environment is read when prometheus_client is first imported, so this module is imported only once the
+app is being built, never by `registry serve`'s own process before it has set the directory.
+
+Labels are bounded: the route's name from the route table (not the path, which holds repository names),
+the method from a fixed list, the status code. Each label set's children are looked up once and kept,
+since `.labels()` takes a lock and builds a tuple on every call.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from registry.events import Event
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# From a manifest GET served from cache (a millisecond) to a large blob's upload (minutes).
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+REQUESTS = Counter(
+    "registry_http_requests",
+    "Requests answered, by route name, method and status",
+    ["route", "method", "status"],
+)
+DURATION = Histogram(
+    "registry_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response",
+    ["route", "method"],
+    buckets=_BUCKETS,
+)
+RECEIVED = Counter("registry_http_received_bytes", "Request body bytes received", ["route"])
+SENT = Counter("registry_http_sent_bytes", "Response body bytes sent", ["route"])
+EVENTS = Counter(
+    "registry_events",
+    "Pushes, mounts, pulls and deletes of blobs, manifests and tags (the events services emit)",
+    ["target", "action"],
+)
+EVENT_BYTES = Counter(
+    "registry_event_bytes",
+    "Bytes of the blobs and manifests pushed, mounted and pulled",
+    ["target", "action"],
+)
+
+
+class RequestMetrics:
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
+    def record(self, route: str, method: str, status: int, duration: float, received: int, sent: int) -> None:
+        label = method if method in _METHODS else "other"
+        key = (route, label, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                REQUESTS.labels(route, label, str(status)),
+                DURATION.labels(route, label),
+                RECEIVED.labels(route),
+                SENT.labels(route),
+            )
+        requests, durations, received_bytes, sent_bytes = children
+        requests.inc()
+        durations.observe(duration)
+        if received:
+            received_bytes.inc(received)
+        if sent:
+            sent_bytes.inc(sent)
+
+
+class EventMetrics:
+    """The events subscriber: counts each event and its bytes."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str], tuple] = {}
+
+    def __call__(self, event: Event) -> None:
+        key = (event.target, event.action)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (EVENTS.labels(*key), EVENT_BYTES.labels(*key))
+        events, event_bytes = children
+        events.inc()
+        if event.size:
+            event_bytes.inc(event.size)
