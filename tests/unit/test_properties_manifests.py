@@ -147,7 +147,7 @@ def test_a_valid_image_manifest_keeps_its_digest_and_references(
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     put = parse_manifest(body, OCI_MANIFEST, digest if by_digest else "v1")
     assert put.record.digest == digest and put.record.payload == body and put.record.size == len(body)
-    assert put.tag == (None if by_digest else "v1")
+    assert tuple(put.tags) == (() if by_digest else ("v1",))
     assert put.blobs == tuple(dict.fromkeys(d["digest"] for d in [document["config"], *document["layers"]]))
     assert put.manifests == ()
     assert put.record.subject == (document["subject"]["digest"] if subject is not None else None)
