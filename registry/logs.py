@@ -4,6 +4,9 @@ hypercorn gives its `hypercorn.error` logger a stderr handler of its own unless 
 logger also propagates to the root one, so each of its lines came out twice, in two formats. Handed
 the logger itself it adds no handler, and its lines go through the root handler set here, once.
 Worker processes (`workers` > 1) start fresh, so they configure logging again when they build the app.
+
+Each worker of hypercorn's logs its own "Running on ..." line: the operator gets one line, the
+registry's own "listening on", logged once before the workers start.
 """
 
 from __future__ import annotations
@@ -18,4 +21,11 @@ def configure(level: str) -> logging.Logger:
     """Set the root handler (unless the hosting server already did) and return the logger to hand
     the server as its error log."""
     logging.basicConfig(level=level.upper(), format=FORMAT)
-    return logging.getLogger(SERVER_LOGGER)
+    server_log = logging.getLogger(SERVER_LOGGER)
+    if _drop_running_on not in server_log.filters:
+        server_log.addFilter(_drop_running_on)
+    return server_log
+
+
+def _drop_running_on(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Running on ")

@@ -6,7 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from registry.cli.serve import add_settings_arguments, prepare, settings_from
+from registry.cli.options import add_settings_arguments, settings_from
+from registry.cli.prepare import prepare
 
 
 def register(commands: Any) -> None:

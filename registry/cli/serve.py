@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import multiprocessing
 import os
 import ssl
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from registry.config import AUTH_MODES, Settings, load_settings, settings_to_env
+from registry.cli.checks import check_before_start
+from registry.cli.options import add_settings_arguments, settings_from
+from registry.cli.prepare import prepare
+from registry.config import Settings, settings_to_env
 
 # Server modules (SQLAlchemy, Alembic, starlette) are imported inside the commands that need them:
 # every `registry` command builds this parser, and client commands must start fast.
@@ -21,64 +22,14 @@ from registry.config import AUTH_MODES, Settings, load_settings, settings_to_env
 log = logging.getLogger("registry")
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every command that opens the registry's data takes."""
-    parser.add_argument("--config", type=Path, help="YAML settings file (REGISTRY_CONFIG)")
-    parser.add_argument("--data-dir", type=Path, help="data folder (REGISTRY_DATA_DIR)")
-    parser.add_argument("--database-url", help="index database URL (REGISTRY_DATABASE_URL)")
-
-
-def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
-    overrides = {"data_dir": args.data_dir, "database_url": args.database_url, **extra}
-    return load_settings(args.config, overrides)
-
-
-def prepare(settings: Settings) -> None:
-    """Create the data folders and bring the index schema up to date."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.blob_root.mkdir(parents=True, exist_ok=True)
-    from registry.index.migrate import upgrade
-
-    upgrade(settings.index_url)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name may resolve to anything
-
-
-def check_exposure(settings: Settings) -> None:
-    """Safe by default: a registry reachable beyond this machine without authentication must be the
-    operator's explicit choice (`allow_anonymous_remote`), and then it is logged at every start."""
-    if settings.auth != "none" or is_loopback(settings.host):
-        return
-    if not settings.allow_anonymous_remote:
-        raise ValueError(
-            f"refusing to serve {settings.listen} without authentication: use --auth basic|token, "
-            "or set allow_anonymous_remote: true to let anyone who can reach it push and delete"
-        )
-    log.warning(
-        "serving %s without authentication: anyone who can reach it may push and delete", settings.listen
-    )
-
-
 def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the registry server")
-    add_settings_arguments(serve)
-    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
-    serve.add_argument("--workers", type=int, help="server processes; 0 means one per CPU core")
-    serve.add_argument("--auth", choices=AUTH_MODES, help="authentication mode (default none)")
-    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
-    serve.add_argument("--tls-key", help="the PEM private key of --tls-cert")
-    serve.add_argument("--tls-client-ca", help="require client certificates issued by this PEM CA bundle")
+    serve = commands.add_parser("serve", help="run the registry server (a first start makes its data folder)")
+    add_settings_arguments(serve, every=True)
     serve.set_defaults(run=run_serve)
 
     migrate = commands.add_parser("migrate", help="apply index schema migrations and exit")
     add_settings_arguments(migrate)
+    migrate.add_argument("--create", action="store_true", help="make a new registry if there is none")
     migrate.set_defaults(run=run_migrate)
 
 
@@ -88,11 +39,14 @@ def _set_up(settings: Settings) -> None:
     from registry.auth.authority import Authority
     from registry.index.users import SQLUserDirectory
 
-    prepare(settings)
+    prepare(settings, create=True)
     Authority.build(settings, SQLUserDirectory(settings.index_url))
 
 
 def _child_main(work: Callable[[Settings], None], settings: Settings) -> None:
+    from registry.logs import configure as configure_logging
+
+    configure_logging(settings.log_level)  # the lines start-up logs (waiting for the database)
     try:
         work(settings)
     except (ValueError, OSError) as error:
@@ -111,7 +65,7 @@ def _run_in_child(work: Callable[[Settings], None], settings: Settings) -> None:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    prepare(settings_from(args))
+    prepare(settings_from(args), create=args.create)
     return 0
 
 
@@ -121,24 +75,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from registry.logs import configure as configure_logging
 
-    settings = settings_from(
-        args,
-        listen=args.listen,
-        workers=args.workers,
-        auth=args.auth,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-    )
+    settings = settings_from(args)
     server_log = configure_logging(settings.log_level)
-    check_exposure(settings)
+    addresses = check_before_start(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
     os.environ.update(settings_to_env(settings))
     workers = settings.workers or os.cpu_count() or 1
 
     config = Config()
-    config.bind = [settings.listen]
+    config.bind = addresses
     config.application_path = "registry.asgi:app()"
     config.worker_class = "uvloop"
     config.workers = 0 if workers == 1 else workers
@@ -157,9 +103,10 @@ def run_serve(args: argparse.Namespace) -> int:
             config.verify_mode = ssl.CERT_REQUIRED
         config.create_ssl_context()  # a wrong path or a key that does not fit fails here, not per worker
     log.info(
-        "registry listening on %s://%s with %d worker(s), auth %s, data in %s",
+        "registry listening on %s://%s (%s) with %d worker(s), auth %s, data in %s",
         settings.scheme,
         settings.listen,
+        ", ".join(addresses),
         workers,
         settings.auth,
         settings.data_dir,
