@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from registry.cli.options import add_settings_arguments, settings_from
-from registry.cli.prepare import prepare
+from registry.cli.prepare import prepare, require_blob_store
 
 
 def register(commands: Any) -> None:
@@ -25,6 +25,7 @@ def run_gc(args: argparse.Namespace) -> int:
     from registry.gc import collect_garbage
 
     settings = settings_from(args)
+    require_blob_store(settings)  # with the index in PostgreSQL, a mistyped --data-dir shows only here
     prepare(settings)
     registry = Registry.build(settings)
 
