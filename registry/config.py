@@ -90,8 +90,8 @@ class Settings:
     upload_expiry: int = 24 * 3600
     # Seconds SIGTERM waits for in-flight requests before closing.
     shutdown_timeout: float = 30.0
-    # Seconds start-up waits for a PostgreSQL index that does not answer yet (it may be starting beside
-    # the registry), trying again each second; 0 tries once.
+    # Seconds start-up (of serve and every command that opens the index) waits for a PostgreSQL server
+    # that does not answer yet (it may be starting beside the registry), trying each second; 0: once.
     database_wait: float = 30.0
     # Serve pulls only: every change under /v2/ is refused. Set it while `registry gc` runs.
     read_only: bool = False
@@ -217,6 +217,8 @@ def _field_types() -> dict[str, Any]:
 
 
 def _check_range(name: str, value: object) -> None:
+    """Every number a setting holds has a range: a negative, infinite or NaN one (or 0, where 0 would
+    mean no time or no room at all) is a mistake, never a mode."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if not math.isfinite(value) or value < 0 or (value == 0 and name in POSITIVE):
@@ -233,16 +235,19 @@ def split_listen(listen: str) -> tuple[str, int]:
     PORT alone (on loopback, the default host: safe by default), or :PORT, which is every interface, as
     Distribution reads `http.addr: :5000` (the exposure check then wants authentication)."""
     text = str(listen).strip()
-    match = None if text.isdigit() else _LISTEN.fullmatch(text)
-    port = int(text) if text.isdigit() else int(match["port"] or DEFAULT_PORT) if match else -1
-    if not 0 <= port <= 65535 or (match and not (match["v6"] or match["host"] or match["port"])):
+    if text.isdigit():
+        host, port = "127.0.0.1", int(text)
+    elif match := _LISTEN.fullmatch(text):
+        host = match["v6"] or match["host"] or ("0.0.0.0" if match["port"] else "")
+        port = int(match["port"] or DEFAULT_PORT)
+    else:
+        host, port = "", -1
+    if not host or not 0 <= port <= 65535:
         raise ValueError(
             f"setting 'listen': {listen!r} is not an address to listen on: write HOST:PORT, [IPv6]:PORT, "
             "PORT (loopback) or :PORT (every interface), with a port from 0 to 65535"
         )
-    if match is None:
-        return "127.0.0.1", port
-    return match["v6"] or match["host"] or "0.0.0.0", port
+    return host, port
 
 
 def async_database_url(url: str) -> str:
@@ -263,9 +268,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
     if kind is bool:
-        word = str(value).strip().lower()
-        if isinstance(value, bool) or word in TRUE_WORDS + FALSE_WORDS:
-            return value if isinstance(value, bool) else word in TRUE_WORDS
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()  # YAML reads yes/no/on/off as booleans, 1/0 as numbers
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
         raise ValueError(f"setting {name!r}: expected true or false (yes/no, on/off, 1/0), not {value!r}")
     if kind in (int, float) and (isinstance(value, bool) or (kind is int and isinstance(value, float))):
         raise ValueError(f"setting {name!r}: expected a whole number, not {value!r}")
@@ -277,9 +284,12 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 
 def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
     kinds = _field_types()
-    for name in sorted(set(values) - set(kinds)):
-        close = difflib.get_close_matches(name, kinds, n=1)
-        raise ValueError(f"unknown setting {name!r}" + (f": did you mean {close[0]!r}?" if close else ""))
+    unknown = sorted(set(values) - set(kinds))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], kinds, n=1)
+        raise ValueError(
+            f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+        )
     return {name: _coerce(name, kinds[name], value) for name, value in values.items()}
 
 
