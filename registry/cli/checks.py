@@ -72,8 +72,6 @@ def check_addresses_free(addresses: list[str]) -> None:
         family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 probe.bind((host.strip("[]"), int(port)))
             except OSError as error:

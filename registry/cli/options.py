@@ -22,17 +22,21 @@ def add_settings_arguments(parser: argparse.ArgumentParser, every: bool = False)
     Values stay text here: the settings read them as they read YAML and the environment, so a bad value
     is the same one-line message, naming the setting, wherever it came from.
     """
-    parser.add_argument("--config", type=Path, help=f"YAML settings file ({ENV_PREFIX}CONFIG)")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help=f"YAML settings file ({ENV_PREFIX}CONFIG)"
+    )
     hints = typing.get_type_hints(Settings)
     for field in dataclasses.fields(Settings):
         if not every and field.name not in DATA_SETTINGS:
             continue
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"setting {field.name} ({ENV_PREFIX}{field.name.upper()})"
-        if hints[field.name] is bool:
+        default = "" if field.default in (dataclasses.MISSING, "") else f", default {field.default!r}"
+        help_text = f"{ENV_PREFIX}{field.name.upper()}{default}"
+        kind = hints[field.name]
+        if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, help=help_text)
+            parser.add_argument(flag, metavar="N" if kind in (int, float) else "VALUE", help=help_text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
