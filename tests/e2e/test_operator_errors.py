@@ -3,6 +3,7 @@ key, port, URL, folder) and what to do, exit status 2, and never a traceback (is
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.config import Settings
 from tests.support.tools import free_port, require_tool
 
 
@@ -93,10 +95,6 @@ def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
 
 def test_a_flag_for_every_setting() -> None:
     """The README's promise: every setting has a flag of the same name."""
-    import dataclasses
-
-    from registry.config import Settings
-
     usage = _registry("serve", "--help").stdout
     missing = [f.name for f in dataclasses.fields(Settings) if f"--{f.name.replace('_', '-')}" not in usage]
     assert missing == []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from registry.config import Settings, load_settings, settings_to_env
+from registry.config import Settings, load_settings, settings_to_env, unknown_environment
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,7 @@ def test_listen_address_parts() -> None:
     assert Settings(listen="0.0.0.0:80").port == 80
 
 
-NUMERIC = [f.name for f in __import__("dataclasses").fields(Settings) if f.type in ("int", "float")]
+NUMERIC = [f.name for f in dataclasses.fields(Settings) if f.type in ("int", "float")]
 
 
 @pytest.mark.parametrize("name", NUMERIC)
@@ -161,8 +162,6 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_environment_variables_are_named() -> None:
-    from registry.config import unknown_environment
-
     warnings = unknown_environment(
         {
             "REGISTRY_LISTN": "127.0.0.1:5000",
