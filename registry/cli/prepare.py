@@ -23,8 +23,8 @@ def prepare(settings: Settings, create: bool = False) -> None:
             settings.blob_root.mkdir(parents=True, exist_ok=True)
     else:
         require_index(settings)
-    wait_for_database(settings.index_url, settings.database_wait)
     try:
+        wait_for_database(settings.index_url, settings.database_wait)
         upgrade(settings.index_url)
     except (OSError, *database_errors()) as error:
         raise index_failure(settings, error) from None
