@@ -21,6 +21,8 @@ def configure(level: str) -> logging.Logger:
     """Set the root handler (unless the hosting server already did) and return the logger to hand
     the server as its error log."""
     logging.basicConfig(level=level.upper(), format=FORMAT)
+    # Alembic's INFO lines (its plugins, the dialect, each step) would be a dozen at every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     server_log = logging.getLogger(SERVER_LOGGER)
     if _drop_running_on not in server_log.filters:
         server_log.addFilter(_drop_running_on)
