@@ -7,7 +7,10 @@ field name) and a `serve` flag all name the same field, so the three sources can
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +24,40 @@ AUTH_MODES = ("none", "basic", "token")
 LOG_FORMATTERS = ("text", "json")
 STORAGE_KINDS = ("filesystem", "s3")
 SERVERS = ("granian", "hypercorn")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_PORT = 5000
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+# Every numeric setting is at least 0; these must be above it (0 would mean no time, no room, no one).
+POSITIVE = frozenset(
+    {
+        "upload_expiry",
+        "body_read_timeout",
+        "idle_timeout",
+        "max_header_size",
+        "rate_limit_burst",
+        "token_lifetime",
+        "login_failures_per_user",
+        "login_failures_per_address",
+        "login_failure_window",
+        "scrub_rate",
+    }
+)
+# Settings that name files the server reads at start; of those, the comma-separated lists of files.
+FILE_SETTINGS = ("tls_cert", "tls_key", "tls_client_ca", "htpasswd", "access_rules", "token_trusted_keys")
+LIST_SETTINGS = ("token_trusted_keys",)
+# REGISTRY_* variables that are not settings: the config file, the client's store and credentials file,
+# the test suite's switch.
+OTHER_VARIABLES = frozenset(
+    {"REGISTRY_CONFIG", "REGISTRY_CLIENT_ROOT", "REGISTRY_AUTH_FILE", "REGISTRY_TEST_STRICT"}
+)
+# The top-level keys of Distribution's nested configuration: its variables are REGISTRY_<KEY>_...
+DISTRIBUTION_SECTIONS = frozenset(
+    {
+        "VERSION", "LOG", "LOGLEVEL", "STORAGE", "AUTH", "MIDDLEWARE", "REPORTING", "HTTP", "NOTIFICATIONS",
+        "REDIS", "HEALTH", "PROXY", "CATALOG", "VALIDATION", "POLICY", "COMPATIBILITY",
+    }
+)  # fmt: skip
 
 
 def default_data_dir() -> Path:
@@ -69,6 +106,9 @@ class Settings:
     upload_expiry: int = 24 * 3600
     # Seconds SIGTERM waits for in-flight requests before closing.
     shutdown_timeout: float = 30.0
+    # Seconds start-up (of serve and every command that opens the index) waits for a PostgreSQL server
+    # that does not answer yet (it may be starting beside the registry), trying each second; 0: once.
+    database_wait: float = 30.0
     # Serve pulls only: every change under /v2/ is refused. Set it while `registry gc` runs.
     read_only: bool = False
     # Seconds a request body may send nothing before the request is abandoned (an upload's chunk rolls
@@ -137,6 +177,10 @@ class Settings:
             raise ValueError(
                 f"setting 'storage': expected one of {', '.join(STORAGE_KINDS)}, not {self.storage!r}"
             )
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(
+                f"setting 'log_level': expected one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("setting 'storage: s3' needs 's3_bucket'")
         if bool(self.s3_access_key) != bool(self.s3_secret_key):
@@ -157,21 +201,19 @@ class Settings:
             )
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
-        for name in ("body_read_timeout", "idle_timeout", "max_header_size", "rate_limit_burst"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"setting {name!r} must be above 0, not {getattr(self, name)!r}")
-        for name in ("max_uploads_per_repository", "rate_limit"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"setting {name!r} must not be negative, not {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):
+            _check_range(f.name, getattr(self, f.name))
+        split_listen(self.listen)
+        if self.database_url:
+            async_database_url(self.database_url)
 
     @property
     def host(self) -> str:
-        host, _, _ = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1"
+        return split_listen(self.listen)[0]
 
     @property
     def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
+        return split_listen(self.listen)[1]
 
     @property
     def metrics_port(self) -> int | None:
@@ -183,7 +225,9 @@ class Settings:
 
     @property
     def index_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'index.db'}"
+        if self.database_url:
+            return async_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.data_dir / 'index.db'}"
 
     @property
     def blob_root(self) -> Path:
@@ -206,13 +250,66 @@ def _field_types() -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
 
 
+def _check_range(name: str, value: object) -> None:
+    """Every number a setting holds has a range: a negative, infinite or NaN one (or 0, where 0 would
+    mean no time or no room at all) is a mistake, never a mode."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value) or value < 0 or (value == 0 and name in POSITIVE):
+        bound = "above 0" if name in POSITIVE else "0 or more"
+        raise ValueError(f"setting {name!r} must be a number {bound}, not {value!r}")
+
+
+# [IPv6] or a host without colons, then :PORT; either part may be left out (see split_listen).
+_LISTEN = re.compile(r"(?:\[(?P<v6>[0-9A-Za-z:.%]+)\]|(?P<host>[^\s:\[\]]*))(?::(?P<port>\d{1,5}))?")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """The host and port of `listen`: HOST:PORT, [IPv6]:PORT, a HOST alone (on the default port), a
+    PORT alone (on loopback, the default host: safe by default), or :PORT, which is every interface, as
+    Distribution reads `http.addr: :5000` (the exposure check then wants authentication)."""
+    text = str(listen).strip()
+    if text.isdigit():
+        host, port = "127.0.0.1", int(text)
+    elif match := _LISTEN.fullmatch(text):
+        host = match["v6"] or match["host"] or ("0.0.0.0" if match["port"] else "")
+        port = int(match["port"] or DEFAULT_PORT)
+    else:
+        host, port = "", -1
+    if not host or not 0 <= port <= 65535:
+        raise ValueError(
+            f"setting 'listen': {listen!r} is not an address to listen on: write HOST:PORT, [IPv6]:PORT, "
+            "PORT (loopback) or :PORT (every interface), with a port from 0 to 65535"
+        )
+    return host, port
+
+
+def async_database_url(url: str) -> str:
+    """The index URL with the async driver the index needs: `postgresql://` and `postgres://` (what
+    PostgreSQL and most tools write) get asyncpg; any other driver is refused, saying what to write."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("postgresql", "postgres"):
+        return "postgresql+asyncpg://" + rest
+    if separator and scheme in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        return url
+    raise ValueError(
+        f"setting 'database_url': {scheme if separator else 'this URL'!r} is not supported: write "
+        "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE, or leave it empty for SQLite in data_dir"
+    )
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
     if kind is bool:
-        if isinstance(value, str):
-            return value.strip().lower() in {"1", "true", "yes", "on"}
-        return bool(value)
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()  # YAML reads yes/no/on/off as booleans, 1/0 as numbers
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError(f"setting {name!r}: expected true or false (yes/no, on/off, 1/0), not {value!r}")
+    if kind in (int, float) and (isinstance(value, bool) or (kind is int and isinstance(value, float))):
+        raise ValueError(f"setting {name!r}: expected a whole number, not {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
@@ -221,9 +318,12 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
 
 def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
     kinds = _field_types()
-    unknown = set(values) - set(kinds)
+    unknown = sorted(set(values) - set(kinds))
     if unknown:
-        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        close = difflib.get_close_matches(unknown[0], kinds, n=1)
+        raise ValueError(
+            f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+        )
     return {name: _coerce(name, kinds[name], value) for name, value in values.items()}
 
 
@@ -233,16 +333,51 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
     if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: expected a mapping of settings")
-        values.update({key.replace("-", "_"): value for key, value in loaded.items()})
+        values.update(_read_config_file(config_file))
     for name in _field_types():
         env = os.environ.get(ENV_PREFIX + name.upper())
         if env is not None:
             values[name] = env
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return Settings().with_overrides(values)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist: check --config or REGISTRY_CONFIG") from None
+    except OSError as error:
+        raise ValueError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path}{where}: {problem}: fix the YAML there") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each REGISTRY_* variable that sets nothing (a typo is otherwise silently ignored),
+    naming the closest setting's variable, or, for Distribution's nested ones, saying so."""
+    known = [ENV_PREFIX + name.upper() for name in _field_types()]
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in known or variable in OTHER_VARIABLES:
+            continue
+        if variable.removeprefix(ENV_PREFIX).split("_")[0] in DISTRIBUTION_SECTIONS:
+            warnings.append(
+                f"{variable} is Distribution's nested configuration, not supported yet: ignored "
+                "(see the README for the settings this registry reads)"
+            )
+            continue
+        close = difflib.get_close_matches(variable, known, n=1)
+        warnings.append(
+            f"{variable} is not a setting: ignored" + (f" (did you mean {close[0]}?)" if close else "")
+        )
+    return warnings
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

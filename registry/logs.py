@@ -7,6 +7,9 @@ hypercorn's own access log stays off (its `accesslog` is left unset): the regist
 line per request itself (observe/access.py), with the request id, user and repository hypercorn does
 not know.
 Worker processes (`workers` > 1) start fresh, so they configure logging again when they build the app.
+
+Each worker of hypercorn's logs its own "Running on ..." line: the operator gets one line, the
+registry's own "listening on", logged once before the workers start.
 """
 
 from __future__ import annotations
@@ -28,4 +31,14 @@ def configure(level: str, formatter: str = "text") -> logging.Logger:
         handler.addFilter(RequestIdFilter())
         root.addHandler(handler)
     root.setLevel(level.upper())
-    return logging.getLogger(SERVER_LOGGER)
+    # Alembic's INFO lines (its plugins, the dialect, each step) would be a dozen at every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    server_log = logging.getLogger(SERVER_LOGGER)
+    if _drop_running_on not in server_log.filters:
+        server_log.addFilter(_drop_running_on)
+    return server_log
+
+
+def _drop_running_on(record: logging.LogRecord) -> bool:
+    """hypercorn's per-worker "Running on" lines repeat the registry's own one "listening" line."""
+    return not str(record.msg).startswith("Running on ")

@@ -8,7 +8,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from registry.cli.serve import add_settings_arguments, prepare, settings_from
+from registry.cli.options import add_settings_arguments, settings_from
+from registry.cli.prepare import prepare, require_blob_store
 
 _DURATION = re.compile(r"(?:[0-9]{1,9}[smhd])+")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -44,6 +45,7 @@ def run_gc(args: argparse.Namespace) -> int:
 
     grace = parse_duration(args.grace)
     settings = settings_from(args)
+    require_blob_store(settings)  # with the index in PostgreSQL, a mistyped --data-dir shows only here
     prepare(settings)
     registry = Registry.build(settings)
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from registry.cli.prompts import require_terminal
 from registry.client import reference as references
 from registry.client.errors import ClientError
 from registry.client.reference import Reference
@@ -334,6 +335,7 @@ def _remove_one(store: ImageStore, name: str, force: bool) -> None:
 
 def run_prune(args: argparse.Namespace) -> int:
     if not args.force:
+        require_terminal("to confirm", "--force to remove the dangling images without asking")
         answer = input(
             "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
         )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
-from pathlib import Path
 from typing import Any
 
-from registry.cli.serve import add_settings_arguments, settings_from
+from registry.cli.failures import database_errors, first_line, shown
+from registry.cli.options import add_settings_arguments, settings_from
+from registry.cli.prepare import require_blob_store, require_index
 from registry.config import Settings
 
 
@@ -30,14 +30,16 @@ def register(commands: Any) -> None:
 def run_scrub(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
-        _require_registry(settings)
+        # Scrubbing an empty folder would find nothing wrong: a wrong --data-dir must say so instead.
+        require_blob_store(settings)
+        require_index(settings)
         return asyncio.run(_scrub(settings, args.repository, args.dry_run))
-    except _database_errors() as error:
+    except database_errors() as error:
         raise ValueError(
-            f"cannot use the index at {_shown(settings.index_url)}: {_first_line(error)}"
+            f"cannot use the index at {shown(settings.index_url)}: {first_line(error)}"
         ) from error
     except _store_errors(settings) as error:
-        raise ValueError(f"cannot use the S3 bucket {settings.s3_bucket!r}: {_first_line(error)}") from error
+        raise ValueError(f"cannot use the S3 bucket {settings.s3_bucket!r}: {first_line(error)}") from error
 
 
 async def _scrub(settings: Settings, repository: str | None, dry_run: bool) -> int:
@@ -48,7 +50,7 @@ async def _scrub(settings: Settings, repository: str | None, dry_run: bool) -> i
     try:
         await registry.index.open()
     except OSError as error:
-        raise ValueError(f"cannot reach the index at {_shown(settings.index_url)}: {error}") from error
+        raise ValueError(f"cannot reach the index at {shown(settings.index_url)}: {error}") from error
     try:
         scrubbed = await scrub(
             registry.index,
@@ -63,25 +65,6 @@ async def _scrub(settings: Settings, repository: str | None, dry_run: bool) -> i
     return 1 if scrubbed.findings else 0
 
 
-def _require_registry(settings: Settings) -> None:
-    """Scrubbing an empty folder would find nothing wrong: a wrong --data-dir must say so instead."""
-    from sqlalchemy import make_url
-
-    if settings.storage == "filesystem" and not settings.blob_root.is_dir():
-        raise ValueError(f"no blob store at {settings.blob_root} (is --data-dir right?)")
-    url = make_url(settings.index_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise ValueError(f"no index at {url.database} (is --data-dir or --database-url right?)")
-
-
-def _database_errors() -> tuple[type[Exception], ...]:
-    """What a wrong URL, wrong credentials, a missing database or schema raise, from either driver."""
-    import asyncpg
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
 def _store_errors(settings: Settings) -> tuple[type[Exception], ...]:
     """What S3 raises for a wrong bucket, endpoint or credentials (boto3 is only loaded for S3)."""
     if settings.storage != "s3":
@@ -89,17 +72,3 @@ def _store_errors(settings: Settings) -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (BotoCoreError, ClientError)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip() or type(error).__name__).splitlines()[0]
-
-
-def _shown(url: str) -> str:
-    from sqlalchemy import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return repr(url)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from registry.auth.identity import validate_user_name
 from registry.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, new_secret
-from registry.cli.serve import add_settings_arguments, prepare, settings_from
+from registry.cli.options import add_settings_arguments, settings_from
+from registry.cli.prepare import prepare
+from registry.cli.prompts import require_terminal
 
 if TYPE_CHECKING:
     from registry.index.base import UserDirectory
@@ -97,6 +99,7 @@ def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
+        require_terminal("for the password", "--password-stdin and write it to standard input")
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
             raise ValueError("the passwords differ")

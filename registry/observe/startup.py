@@ -17,7 +17,7 @@ def _index(url: str) -> str:
     return f"{parts.scheme.split('+')[0]}://{host}{port}{parts.path}"
 
 
-def start_line(settings: Settings, server: str, workers: int) -> str:
+def start_line(settings: Settings, server: str, workers: int, addresses: list[str]) -> str:
     storage = (
         f"s3 bucket {settings.s3_bucket}" if settings.storage == "s3" else f"filesystem {settings.blob_root}"
     )
@@ -25,7 +25,8 @@ def start_line(settings: Settings, server: str, workers: int) -> str:
     if settings.metrics_enabled:
         metrics = f"http://{settings.metrics_listen}/metrics" if settings.metrics_listen else "/metrics"
     return (
-        f"registry listening on {settings.scheme}://{settings.listen} ({server}, {workers} worker(s)), "
+        f"registry listening on {settings.scheme}://{settings.listen} ({', '.join(addresses)}; {server}, "
+        f"{workers} worker(s)), "
         f"auth {settings.auth}, storage {storage}, index {_index(settings.index_url)}, metrics {metrics}, "
         f"data in {settings.data_dir}"
     )

@@ -14,7 +14,7 @@ How the settings map:
 
 from __future__ import annotations
 
-import socket
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from registry.config import Settings
+
+log = logging.getLogger("registry")
 
 # granian's own lines in the registry's format, through the root handler every registry line uses.
 _GRANIAN_LOGGER = "_granian"
@@ -57,17 +59,8 @@ def _check_tls_files(settings: Settings) -> None:
         raise OSError(f"cannot use the TLS files {files}: {error.strerror or error}") from None
 
 
-def _check_port(settings: Settings) -> None:
-    """Bind the address once here: granian reports a busy port with a Rust panic and its backtrace."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    try:
-        socket.create_server((settings.host, settings.port), family=family).close()
-    except OSError as error:
-        raise OSError(f"cannot listen on {settings.listen}: {error.strerror or error}") from None
-
-
-def build(settings: Settings, workers: int) -> Server:
-    _check_port(settings)
+def build(settings: Settings, workers: int, address: str) -> Server:
+    host, _, port = address.rpartition(":")
     tls: dict[str, Any] = {}
     if settings.tls_cert:
         _check_tls_files(settings)
@@ -80,8 +73,8 @@ def build(settings: Settings, workers: int) -> Server:
             tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
     return Server(
         "registry.asgi:app",
-        address=settings.host,
-        port=settings.port,
+        address=host.strip("[]"),
+        port=int(port),
         interface=Interfaces.ASGI,
         factory=True,
         workers=workers,
@@ -97,7 +90,13 @@ def build(settings: Settings, workers: int) -> Server:
     )
 
 
-def run(settings: Settings, workers: int) -> int:
-    """Serve until SIGTERM (see the module's docstring for what it waits for)."""
-    build(settings, workers).serve()
+def run(settings: Settings, workers: int, addresses: list[str]) -> int:
+    """Serve until SIGTERM (see the module's docstring for what it waits for).
+
+    granian binds one address: where the listen host resolves to several (`localhost` to 127.0.0.1
+    and ::1), the first is served and the others named in a warning.
+    """
+    if len(addresses) > 1:
+        log.warning("granian serves one address: %s (not %s)", addresses[0], ", ".join(addresses[1:]))
+    build(settings, workers, addresses[0]).serve()
     return 0

@@ -12,16 +12,16 @@ from registry.config import Settings
 from registry.logs import SERVER_LOGGER
 
 
-def run(settings: Settings, workers: int) -> int:
+def run(settings: Settings, workers: int, addresses: list[str]) -> int:
     """Serve until SIGTERM, which lets in-flight requests finish for up to `shutdown_timeout` seconds."""
     config = Config()
-    config.bind = [settings.listen]
+    config.bind = addresses
     if settings.metrics_listen:
         # Plain HTTP as Distribution's debug address; without TLS, hypercorn serves `bind` only.
         if settings.tls_cert:
             config.insecure_bind = [settings.metrics_listen]
         else:
-            config.bind = [settings.listen, settings.metrics_listen]
+            config.bind = [*addresses, settings.metrics_listen]
     config.application_path = "registry.asgi:app()"
     config.worker_class = "uvloop"
     config.workers = 0 if workers == 1 else workers
@@ -31,7 +31,7 @@ def run(settings: Settings, workers: int) -> int:
     config.h11_max_incomplete_size = settings.max_header_size
     config.h2_max_header_list_size = settings.max_header_size
     config.loglevel = settings.log_level.upper()
-    config.errorlog = logging.getLogger(SERVER_LOGGER)
+    config.errorlog = logging.getLogger(SERVER_LOGGER)  # configured by registry.logs
     if settings.tls_cert:
         # hypercorn's context: TLS 1.2 minimum, ALPN offering h2 then http/1.1, ECDHE+AESGCM ciphers.
         config.certfile, config.keyfile = settings.tls_cert, settings.tls_key

@@ -86,6 +86,8 @@ def data_args(data_dir: Path, database: str) -> list[str]:
 
 
 def add_users(data_dir: Path, database: str, passwords: dict[str, str], groups: dict[str, list[str]]) -> None:
+    """The users (and their groups) in the registry at data_dir / database, made there if new."""
+    assert cli("migrate", "--create", *data_args(data_dir, database)) == 0
     for name, password in passwords.items():
         group_args = [arg for group in groups.get(name, []) for arg in ("--group", group)]
         code = cli(

@@ -22,7 +22,9 @@ from tests.auth.conftest import cli, cli_output, data_args
 
 @pytest.fixture(scope="module")
 def args(own_database: str, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    return data_args(tmp_path_factory.mktemp("admin") / "data", own_database)
+    args = data_args(tmp_path_factory.mktemp("admin") / "data", own_database)
+    assert cli("migrate", "--create", *args) == 0
+    return args
 
 
 def user(args: list[str], name: str) -> UserRecord | None:

@@ -32,7 +32,7 @@ from registry.auth.tokens import (
     public_jwk,
     unb64url,
 )
-from registry.cli.serve import check_exposure
+from registry.cli.checks import check_exposure
 from registry.config import Settings
 from tests.auth.conftest import cli
 

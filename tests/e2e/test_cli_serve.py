@@ -20,7 +20,7 @@ def _registry(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_migrate_creates_the_schema_at_the_newest_revision(tmp_path: Path) -> None:
-    result = _registry("migrate", "--data-dir", str(tmp_path))
+    result = _registry("migrate", "--create", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "index.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -44,6 +44,10 @@ class RegistryProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> RegistryProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> RegistryProcess:
+        """Start the process without waiting for it, so that several can start at once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         env.update(self.extra_env)
@@ -61,6 +65,11 @@ class RegistryProcess:
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> RegistryProcess:
+        """Poll the launched process until it answers, or fail with its log."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

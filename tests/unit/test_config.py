@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from registry.config import Settings, load_settings, settings_to_env
+from registry.config import Settings, load_settings, settings_to_env, unknown_environment
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +75,104 @@ def test_environment_round_trip_gives_the_same_settings(monkeypatch: pytest.Monk
 def test_listen_address_parts() -> None:
     assert (Settings(listen="[::1]:5001").host, Settings(listen="[::1]:5001").port) == ("::1", 5001)
     assert Settings(listen="0.0.0.0:80").port == 80
+
+
+NUMERIC = [f.name for f in dataclasses.fields(Settings) if f.type in ("int", "float")]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_every_numeric_setting_has_a_range(name: str) -> None:
+    """`upload_expiry: -1` or `shutdown_timeout: -5` must be refused, naming the setting."""
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(ValueError, match=name):
+            load_settings(overrides={name: bad})
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "", "truee", "-1"])
+def test_booleans_take_only_clear_words(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"read_only: {value!r}\n")
+    with pytest.raises(ValueError, match="read_only"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("word", "meaning"),
+    [("true", True), ("yes", True), ("1", True), ("On", True), ("false", False), ("no", False), ("0", False)],
+)
+def test_boolean_words(monkeypatch: pytest.MonkeyPatch, word: str, meaning: bool) -> None:
+    monkeypatch.setenv("REGISTRY_READ_ONLY", word)
+    assert load_settings().read_only is meaning
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "port"),
+    [
+        ("127.0.0.1:5001", "127.0.0.1", 5001),
+        ("[::1]:5001", "::1", 5001),
+        ("localhost:5002", "localhost", 5002),
+        ("localhost", "localhost", 5000),  # a host alone: the default port
+        ("18610", "127.0.0.1", 18610),  # a port alone: the default, loopback, host
+        (":5000", "0.0.0.0", 5000),  # Distribution's `http.addr: :5000`: every interface
+    ],
+)
+def test_listen_forms(listen: str, host: str, port: int) -> None:
+    assert (Settings(listen=listen).host, Settings(listen=listen).port) == (host, port)
+
+
+def test_a_bare_port_in_yaml_is_a_loopback_address(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("listen: 18610\n")
+    settings = load_settings(config)
+    assert (settings.host, settings.port) == ("127.0.0.1", 18610)
+
+
+@pytest.mark.parametrize("listen", [":80000", "127.0.0.1:-1", "127.0.0.1:http", "[::1", "", "a b:5000"])
+def test_bad_listen_addresses_are_refused(listen: str) -> None:
+    with pytest.raises(ValueError, match="listen"):
+        Settings(listen=listen)
+
+
+def test_log_level_is_checked() -> None:
+    with pytest.raises(ValueError, match="log_level"):
+        Settings(log_level="loud")
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@db/registry", "postgres://u@db/registry"])
+def test_a_plain_postgresql_url_gets_the_async_driver(url: str) -> None:
+    assert Settings(database_url=url).index_url == "postgresql+asyncpg://u@db/registry"
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://u@db/registry", "mysql://u@db/registry", "nonsense"])
+def test_other_database_urls_say_what_to_write(url: str) -> None:
+    with pytest.raises(ValueError, match=r"database_url.*postgresql\+asyncpg://"):
+        Settings(database_url=url)
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("workers: 2\nlisten: [127.0.0.1:5000\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml, line [23]"):
+        load_settings(config)
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"nothere\.yaml"):
+        load_settings(tmp_path / "nothere.yaml")
+
+
+def test_unknown_environment_variables_are_named() -> None:
+    warnings = unknown_environment(
+        {
+            "REGISTRY_LISTN": "127.0.0.1:5000",
+            "REGISTRY_HTTP_ADDR": ":5000",
+            "REGISTRY_LISTEN": "127.0.0.1:5000",
+            "REGISTRY_CONFIG": "/etc/registry.yaml",
+            "REGISTRY_CLIENT_ROOT": "/tmp",
+            "PATH": "/bin",
+        }
+    )
+    assert len(warnings) == 2
+    typo, distribution = sorted(warnings, key=lambda line: "LISTN" not in line)
+    assert "REGISTRY_LISTN" in typo and "REGISTRY_LISTEN" in typo
+    assert "REGISTRY_HTTP_ADDR" in distribution and "not supported yet" in distribution
