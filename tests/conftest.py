@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
@@ -84,8 +85,13 @@ def client(server: RegistryProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def repo(request: pytest.FixtureRequest) -> str:
-    """A repository name of this test's own, so tests sharing a server never see each other's data."""
-    return "test/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:80].strip("-")
+    """A repository name of this test's own, so tests sharing a server never see each other's data.
+
+    A long name is cut, with a hash of the whole one kept, so parameters at its end still tell apart."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    if len(name) > 80:
+        name = name[:70].strip("-") + "-" + hashlib.sha256(name.encode()).hexdigest()[:9]
+    return "test/" + name
 
 
 @pytest.fixture

@@ -209,7 +209,9 @@ class ManifestService:
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
             ) from None
-        self.events.emit(_manifest_event(Action.PUSH, repository, put.record, put.tag or ""))
+        # One event per tag applied (as Distribution sends one per tagged push), or one untagged.
+        for tag in put.tags or ("",):
+            self.events.emit(_manifest_event(Action.PUSH, repository, put.record, tag))
         return put.record
 
     async def find(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
