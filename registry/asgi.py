@@ -18,9 +18,11 @@ from registry.limits.body import BodyGuard
 from registry.limits.headers import HeaderLimit
 from registry.logs import configure as configure_logging
 from registry.observe.layer import Observe
+from registry.serving.supervision import die_with_supervisor
 
 
 def app() -> ASGIApp:
+    die_with_supervisor()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_formatter)
     limited = HeaderLimit(create_app(settings), settings.max_header_size)

@@ -72,6 +72,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from registry.logs import configure as configure_logging
     from registry.observe.multiprocess import MetricsDirectory
     from registry.observe.startup import start_line
+    from registry.serving.supervision import mark_supervisor
 
     settings = settings_from(args)
     configure_logging(settings.log_level, settings.log_formatter)
@@ -81,6 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ.update(settings_to_env(settings))
     workers = settings.workers or os.cpu_count() or 1
 
+    mark_supervisor()
     if settings.server == "granian":
         from registry.serving.granian_server import run
     else:
