@@ -8,6 +8,7 @@ user needs to see ("manifest unknown", "unauthorized: ...").
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,9 @@ class RegistryClient:
             try:
                 # Unauthenticated on purpose: any HTTP answer (200 or 401) shows the registry is here.
                 await http.get("/v2/", auth=None)
-            except httpx.TransportError as error:
+            # ssl.SSLError escapes httpx when TLS 1.3 refuses the client's certificate only after the
+            # handshake, at the first read (granian answers that way, hypercorn during the handshake).
+            except (httpx.TransportError, ssl.SSLError) as error:
                 failures.append(f"{endpoint.base_url}: {error or type(error).__name__}")
                 await http.aclose()
                 continue

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message
 
 from registry.api.pathsend import PATHSEND
 from registry.app import create_app
-from registry.cli.serve import prepare
+from registry.cli.prepare import prepare
 from registry.config import Settings
 from registry.storage import FilesystemStore
 from registry.types import Digest
@@ -64,7 +64,7 @@ async def _with_lifespan(app, scope, receive, send) -> None:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[ASGIApp]:
     settings = Settings(data_dir=tmp_path)
-    prepare(settings)
+    prepare(settings, create=True)
     yield create_app(settings)
 
 
