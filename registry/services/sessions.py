@@ -45,12 +45,14 @@ def _host_key() -> str:
 
 
 def _started(pid: int) -> str | None:
-    """When a process started (clock ticks since boot), which tells a reused PID from the original."""
+    """When a live process started (clock ticks since boot), which tells a reused PID from the original;
+    None for no process, or a dead one not yet reaped (a zombie, whose parent died with it)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rpartition(")")[2].split()[19]
+    fields = stat.rpartition(")")[2].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 @functools.cache
