@@ -245,6 +245,13 @@ class _WriteStatements:
         self.unlink_everywhere = delete(RepositoryBlob).where(RepositoryBlob.digest == bindparam("digest"))
         self.forget_blob = delete(Blob).where(Blob.digest == bindparam("digest"))
         self.add_upload = insert(table(Upload)).values(id=bindparam("id"), repository=bindparam("repository"))
+        # What a new write claim sets, whether it finds the session free or takes it from a dead holder.
+        claimed = {
+            "writer": bindparam("claimant"),
+            "lease_until": bindparam("until"),
+            "generation": Upload.generation + 1,
+            "updated_at": bindparam("now"),
+        }
         self.claim_upload = (
             update(Upload)
             .where(
@@ -252,12 +259,7 @@ class _WriteStatements:
                 Upload.repository == bindparam("in_repository"),
                 or_(Upload.writer.is_(None), Upload.lease_until < bindparam("now")),
             )
-            .values(
-                writer=bindparam("claimant"),
-                lease_until=bindparam("until"),
-                generation=Upload.generation + 1,
-                updated_at=bindparam("now"),
-            )
+            .values(**claimed)
             .returning(Upload.generation)
         )
         self.upload_holder = select(Upload.writer).where(
@@ -266,12 +268,7 @@ class _WriteStatements:
         self.take_over_upload = (
             update(Upload)
             .where(Upload.id == bindparam("upload"), Upload.writer == bindparam("holder"))
-            .values(
-                writer=bindparam("claimant"),
-                lease_until=bindparam("until"),
-                generation=Upload.generation + 1,
-                updated_at=bindparam("now"),
-            )
+            .values(**claimed)
             .returning(Upload.generation)
         )
         self.renew_upload = (

@@ -3,10 +3,7 @@ comes up after the registry, and the URL mistakes an operator makes (issue 9).""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,17 +13,7 @@ import pytest
 
 from tests.support.postgres import PostgresCluster
 from tests.support.server import RegistryProcess
-
-
-def _registry(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-    )
+from tests.support.tools import run_registry
 
 
 @pytest.fixture
@@ -71,7 +58,7 @@ def test_serve_waits_for_a_database_that_comes_up_later(
 
 def test_serve_gives_up_on_a_database_that_never_comes(late_cluster: PostgresCluster, tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{late_cluster.port}/postgres"
-    result = _registry("migrate", "--database-url", url, env={"REGISTRY_DATABASE_WAIT": "2"})
+    result = run_registry("migrate", "--database-url", url, env={"REGISTRY_DATABASE_WAIT": "2"})
     failure = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"127.0.0.1:{late_cluster.port}" in failure and "database_wait" in failure
@@ -79,7 +66,7 @@ def test_serve_gives_up_on_a_database_that_never_comes(late_cluster: PostgresClu
 
 def test_a_missing_database_is_named(postgres: PostgresCluster) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/no_such_db"
-    result = _registry("migrate", "--database-url", url)
+    result = run_registry("migrate", "--database-url", url)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "no_such_db" in lines[0] and "CREATE DATABASE" in lines[0]
@@ -87,5 +74,5 @@ def test_a_missing_database_is_named(postgres: PostgresCluster) -> None:
 
 def test_a_plain_postgresql_url_is_accepted(postgres: PostgresCluster) -> None:
     url = postgres.new_database().replace("postgresql+asyncpg://", "postgresql://")
-    result = _registry("migrate", "--database-url", url)
+    result = run_registry("migrate", "--database-url", url)
     assert result.returncode == 0, result.stderr

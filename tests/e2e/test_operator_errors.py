@@ -15,22 +15,7 @@ import httpx
 import pytest
 
 from registry.config import Settings
-from tests.support.tools import free_port, require_tool
-
-
-def _registry(
-    *args: str, env: dict[str, str] | None = None, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """Run `registry` with no terminal: standard input is `stdin`, then end-of-file."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-        input=stdin,
-    )
+from tests.support.tools import free_port, require_tool, run_registry
 
 
 def _one_line(result: subprocess.CompletedProcess[str], *names: str) -> str:
@@ -46,7 +31,7 @@ def _one_line(result: subprocess.CompletedProcess[str], *names: str) -> str:
 def registry_dir(tmp_path: Path) -> Path:
     """A data folder that holds a registry (its index made by `registry migrate --create`)."""
     data = tmp_path / "data"
-    result = _registry("migrate", "--create", "--data-dir", str(data))
+    result = run_registry("migrate", "--create", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     return data
 
@@ -55,31 +40,33 @@ def registry_dir(tmp_path: Path) -> Path:
 
 
 def test_negative_workers_are_refused_before_anything_listens(tmp_path: Path) -> None:
-    result = _registry(
+    result = run_registry(
         "serve", "--workers", "-3", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}"
     )
     assert "listening" not in _one_line(result, "workers")
 
 
 def test_a_port_out_of_range_is_one_line(tmp_path: Path) -> None:
-    _one_line(_registry("serve", "--listen", ":80000", "--data-dir", str(tmp_path)), "listen", "80000")
+    _one_line(run_registry("serve", "--listen", ":80000", "--data-dir", str(tmp_path)), "listen", "80000")
 
 
 def test_a_vague_boolean_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("read_only: maybe\n")
-    _one_line(_registry("serve", "--config", str(config), "--data-dir", str(tmp_path)), "read_only", "maybe")
+    _one_line(
+        run_registry("serve", "--config", str(config), "--data-dir", str(tmp_path)), "read_only", "maybe"
+    )
 
 
 def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     config = tmp_path / "registry.yaml"
     config.write_text("workers: 2\nlisten: [127.0.0.1:5000\n")
-    _one_line(_registry("serve", "--config", str(config)), str(config), "line")
+    _one_line(run_registry("serve", "--config", str(config)), str(config), "line")
 
 
 def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nothere.pem"
-    result = _registry(
+    result = run_registry(
         "serve",
         "--data-dir",
         str(tmp_path),
@@ -95,13 +82,13 @@ def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
 
 def test_a_flag_for_every_setting() -> None:
     """The README's promise: every setting has a flag of the same name."""
-    usage = _registry("serve", "--help").stdout
+    usage = run_registry("serve", "--help").stdout
     missing = [f.name for f in dataclasses.fields(Settings) if f"--{f.name.replace('_', '-')}" not in usage]
     assert missing == []
 
 
 def test_an_unknown_registry_variable_is_named_once(tmp_path: Path) -> None:
-    result = _registry(
+    result = run_registry(
         "migrate",
         "--create",
         "--data-dir",
@@ -204,7 +191,7 @@ def test_a_bare_port_serves_on_loopback(tmp_path: Path) -> None:
 def test_every_interface_needs_authentication(tmp_path: Path) -> None:
     """`:PORT` is every interface, as in Distribution: the exposure check must see it as such."""
     _one_line(
-        _registry("serve", "--listen", f":{free_port()}", "--data-dir", str(tmp_path)), "authentication"
+        run_registry("serve", "--listen", f":{free_port()}", "--data-dir", str(tmp_path)), "authentication"
     )
 
 
@@ -213,7 +200,7 @@ def test_a_busy_port_is_one_line_and_never_listening(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         address = f"127.0.0.1:{busy.getsockname()[1]}"
-        result = _registry("serve", "--listen", address, "--data-dir", str(tmp_path))
+        result = run_registry("serve", "--listen", address, "--data-dir", str(tmp_path))
     line = _one_line(result, address)
     assert "in use" in line and "listening" not in result.stdout
 
@@ -256,11 +243,11 @@ def test_new_flags_take_effect(tmp_path: Path) -> None:
 
 
 def test_a_password_prompt_without_a_terminal_names_the_flag(registry_dir: Path) -> None:
-    _one_line(_registry("user", "add", "alice", "--data-dir", str(registry_dir)), "--password-stdin")
+    _one_line(run_registry("user", "add", "alice", "--data-dir", str(registry_dir)), "--password-stdin")
 
 
 def test_a_confirmation_without_a_terminal_names_the_flag(tmp_path: Path) -> None:
-    _one_line(_registry("image", "prune", "--root", str(tmp_path)), "--force")
+    _one_line(run_registry("image", "prune", "--root", str(tmp_path)), "--force")
 
 
 # Data folders
@@ -279,12 +266,12 @@ def test_a_confirmation_without_a_terminal_names_the_flag(tmp_path: Path) -> Non
 )
 def test_a_mistyped_data_folder_is_not_made(tmp_path: Path, command: list[str]) -> None:
     typo = tmp_path / "typo"
-    _one_line(_registry(*command, "--data-dir", str(typo), stdin="a-long-password\n"), str(typo))
+    _one_line(run_registry(*command, "--data-dir", str(typo), stdin="a-long-password\n"), str(typo))
     assert not typo.exists()
 
 
 def test_migrate_makes_a_new_folder_when_asked(tmp_path: Path) -> None:
-    assert _registry("migrate", "--create", "--data-dir", str(tmp_path / "new")).returncode == 0
+    assert run_registry("migrate", "--create", "--data-dir", str(tmp_path / "new")).returncode == 0
     assert (tmp_path / "new" / "index.db").is_file()
 
 

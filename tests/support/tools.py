@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,19 @@ class ImageTool:
 
     def exists(self, image: str) -> bool:
         return self("image", "inspect", image, check=False).returncode == 0
+
+
+def run_registry(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run `registry` as an operator would, with no terminal (standard input is `stdin`, then end-of-file)
+    and only the `REGISTRY_*` variables given."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **(env or {})},
+        input=stdin,
+    )
