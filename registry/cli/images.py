@@ -366,20 +366,38 @@ def run_tag(args: argparse.Namespace) -> int:
 
 
 def run_df(args: argparse.Namespace) -> int:
+    """Docker's table: images (ACTIVE: used by a container), containers (their writable layers; ACTIVE:
+    running), then local volumes and the build cache, which this client does not keep (named volumes,
+    a builder): rows of zeros, as Docker prints them when empty."""
     from registry.client.usage import disk_usage
+    from registry.runtime.state import ContainerStore, writable_size
 
     usage = disk_usage(_store(args))
-    share = f" ({100 * usage.reclaimable // usage.size}%)" if usage.size else ""
+    containers = ContainerStore().all()
+    in_use = {container.image_id for container in containers}
+    writable = {container.id: writable_size(ContainerStore(), container) for container in containers}
+    stopped = sum(
+        size for container in containers if not container.running for size in [writable[container.id]]
+    )
     _table(
-        ["TYPE", "TOTAL", "DANGLING", "SIZE", "RECLAIMABLE"],
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
         [
             [
                 "Images",
                 str(len(usage.images)),
-                str(usage.dangling),
+                str(sum(1 for item in usage.images if item.listing.image.config_digest in in_use)),
                 human_size(usage.size),
-                human_size(usage.reclaimable) + share,
-            ]
+                human_size(usage.reclaimable) + _share(usage.reclaimable, usage.size),
+            ],
+            [
+                "Containers",
+                str(len(containers)),
+                str(sum(1 for container in containers if container.running)),
+                human_size(sum(writable.values())),
+                human_size(stopped) + _share(stopped, sum(writable.values())),
+            ],
+            ["Local Volumes", "0", "0", human_size(0), human_size(0)],
+            ["Build Cache", "0", "0", human_size(0), human_size(0)],
         ],
     )
     if args.verbose:
@@ -402,6 +420,10 @@ def run_df(args: argparse.Namespace) -> int:
                 )
         _table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE"], rows)
     return 0
+
+
+def _share(part: int, whole: int) -> str:
+    return f" ({100 * part // whole}%)" if whole else ""
 
 
 # ---------------------------------------------------------------------------------------------- archives

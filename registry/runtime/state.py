@@ -110,6 +110,12 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+def writable_size(store: ContainerStore, container: Container) -> int:
+    """Bytes of a container's writable layer: overlayfs's upper folder, or the whole copied root."""
+    layer = "upper" if container.storage == "overlay" else "rootfs"
+    return disk_usage(store.directory(container) / layer)
+
+
 class ContainerStore:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()

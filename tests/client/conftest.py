@@ -45,6 +45,7 @@ def cli(
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     monkeypatch.setenv("REGISTRY_CERTS_DIRS", str(tmp_path / "certs.d"))  # never the machine's
+    monkeypatch.setenv("REGISTRY_CONTAINERS_ROOT", str(tmp_path / "containers"))
 
     def run(*argv: str) -> Outcome:
         capsys.readouterr()

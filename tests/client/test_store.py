@@ -164,9 +164,12 @@ def test_system_df_counts_shared_layers_once(cli: CLI, store: ImageStore, layout
 
     df = cli("system", "df")
     assert df.code == 0
-    header, images = df.out.splitlines()
-    assert header.split() == ["TYPE", "TOTAL", "DANGLING", "SIZE", "RECLAIMABLE"]
+    header, images, containers, volumes, cache = df.out.splitlines()
+    assert header.split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
     assert images.split()[:5] == ["Images", "2", "0", human_size(on_disk), "0B"]
+    assert containers.split() == ["Containers", "0", "0", "0B", "0B"]
+    assert volumes.split() == ["Local", "Volumes", "0", "0", "0B", "0B"]
+    assert cache.split() == ["Build", "Cache", "0", "0", "0B", "0B"]
 
     verbose = cli("system", "df", "-v").out
     row = next(line for line in verbose.splitlines() if line.startswith("a/app"))

@@ -188,3 +188,31 @@ def test_rmi_removes_the_unpacked_image_nothing_else_uses(
     (kept,) = unpacked.iterdir()  # busybox's own root stays: its image is still there
     registry("run", "--rm", image, "true", check=True)
     assert list(unpacked.iterdir()) == [kept]  # and is what busybox runs on
+
+
+def test_system_df_counts_containers_and_their_writable_layers(registry: Registry, image: str) -> None:
+    """Docker's rows: an image a container uses is active; a container's size is its writable layer,
+    reclaimable once it has stopped."""
+
+    def rows() -> dict[str, list[str]]:
+        lines = registry("system", "df", check=True).stdout.splitlines()
+        assert lines[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        # TOTAL, ACTIVE, SIZE, then RECLAIMABLE with its share, e.g. "300KB (100%)".
+        table = {}
+        for line in lines[1:]:
+            kind, total, active, size, *reclaimable = line.split("   ")[0:1] + line[16:].split()
+            table[kind.strip()] = [total, active, size, " ".join(reclaimable)]
+        return table
+
+    assert rows()["Containers"] == ["0", "0", "0B", "0B"]
+    script = "head -c 300000 /dev/zero > /written; echo ready; sleep 60"
+    registry("run", "-d", "--name", "writer", image, "sh", "-c", script, check=True)
+    wait_for(lambda: "ready" in registry("logs", "writer").stdout)
+    running = rows()
+    assert running["Images"][1] == "1"  # the image the container runs on is in use
+    total, active, size, reclaimable = running["Containers"]
+    assert (total, active, reclaimable) == ("1", "1", "0B (0%)") and size != "0B"
+    registry("stop", "-t", "0", "writer", check=True)
+    assert rows()["Containers"] == ["1", "0", size, f"{size} (100%)"]
+    assert rows()["Local Volumes"] == ["0", "0", "0B", "0B"]
+    assert rows()["Build Cache"] == ["0", "0", "0B", "0B"]
