@@ -37,47 +37,25 @@ class PostgresCluster:
     def stop(self) -> None:
         self._as_postgres(self.pg_ctl, "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
 
-    def drop_database(self, url: str) -> None:
-        """Drop a database under the servers using it, their open connections included."""
-        name = url.rpartition("/")[2]
+    def _sql(self, statement: str) -> None:
+        """Run one statement as the superuser, through psql over TCP."""
         subprocess.run(
-            [
-                self.psql,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-c",
-                f"DROP DATABASE {name} WITH (FORCE)",
-            ],
+            [self.psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c", statement],
             check=True,
             capture_output=True,
             timeout=60,
         )
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database under the servers using it, their open connections included."""
+        self._sql(f"DROP DATABASE {url.rpartition('/')[2]} WITH (FORCE)")
 
     def new_database(self) -> str:
         """A fresh, empty database; its asyncpg URL."""
         name = "registry_" + uuid.uuid4().hex[:12]
         for attempt in range(20):
             try:
-                subprocess.run(
-                    [
-                        self.psql,
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(self.port),
-                        "-U",
-                        "postgres",
-                        "-c",
-                        f"CREATE DATABASE {name}",
-                    ],
-                    check=True,
-                    capture_output=True,
-                    timeout=60,
-                )
+                self._sql(f"CREATE DATABASE {name}")
                 break
             except subprocess.CalledProcessError:
                 if attempt == 19:
