@@ -1,13 +1,19 @@
-"""One typed settings object: YAML file < `REGISTRY_*` environment < command-line flags.
+"""One typed settings tree: YAML file < `REGISTRY_*` environment < command-line flags.
 
-Every knob lives in `Settings`; a YAML key, an environment variable (`REGISTRY_` + the upper-cased
-field name) and a `serve` flag all name the same field, so the three sources cannot drift apart.
+Every knob is a leaf of `Settings`, directly or inside a section (a field whose type is itself a frozen
+dataclass, e.g. `gc: GcSettings`). A leaf's path names it everywhere: the YAML key (`gc: {grace: 1h}`,
+nested as Distribution's `config.yml` nests), the environment variable (`REGISTRY_` + the path joined
+by `_`, upper-cased: `REGISTRY_GC_GRACE`) and the flag (`--gc-grace`), so the sources cannot drift
+apart. A leaf may hold a list or mapping (a tuple of rule dataclasses, say): in the environment and on
+the command line it is written as YAML or JSON text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import json
 import math
 import os
 import re
@@ -58,6 +64,85 @@ DISTRIBUTION_SECTIONS = frozenset(
         "REDIS", "HEALTH", "PROXY", "CATALOG", "VALIDATION", "POLICY", "COMPATIBILITY",
     }
 )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Leaf:
+    """One setting of the tree: its path from the root, type and default, and the names derived from
+    the path for YAML, the environment and the command line."""
+
+    path: tuple[str, ...]
+    kind: Any
+    default: Any
+    positive: bool
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + "_".join(self.path).upper()
+
+    @property
+    def dest(self) -> str:
+        return "_".join(self.path)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+    @property
+    def scalar(self) -> bool:
+        return _is_scalar(self.kind)
+
+
+def is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _is_scalar(kind: Any) -> bool:
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    return kind in (str, int, float, bool, Path)
+
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def _walk(cls: type, prefix: tuple[str, ...]) -> list[Leaf]:
+    hints = typing.get_type_hints(cls)
+    found: list[Leaf] = []
+    for field in dataclasses.fields(cls):
+        kind, path = hints[field.name], (*prefix, field.name)
+        if is_section(kind):
+            found.extend(_walk(kind, path))
+        else:
+            positive = field.metadata.get("positive", False) or ".".join(path) in POSITIVE
+            found.append(Leaf(path, kind, _default(field), positive))
+    return found
+
+
+@functools.cache
+def leaves() -> tuple[Leaf, ...]:
+    """Every setting of the tree, in declaration order."""
+    found = _walk(Settings, ())
+    dests = [leaf.dest for leaf in found]
+    clash = next((dest for dest in dests if dests.count(dest) > 1), None)
+    if clash:  # a programming error: two settings would share an environment variable and a flag
+        raise RuntimeError(f"two settings share the name {clash!r}")
+    return tuple(found)
+
+
+def leaf_value(settings: object, path: tuple[str, ...]) -> Any:
+    for name in path:
+        settings = getattr(settings, name)
+    return settings
 
 
 def default_data_dir() -> Path:
@@ -201,8 +286,8 @@ class Settings:
             )
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
-        for f in dataclasses.fields(self):
-            _check_range(f.name, getattr(self, f.name))
+        for leaf in leaves():
+            _check_range(leaf, leaf_value(self, leaf.path))
         split_listen(self.listen)
         if self.database_url:
             async_database_url(self.database_url)
@@ -242,22 +327,43 @@ class Settings:
         return "https" if self.tls_cert else "http"
 
     def with_overrides(self, values: Mapping[str, Any]) -> Settings:
-        return dataclasses.replace(self, **_coerce_all(values))
+        """These settings with `values` (keyed by dotted path, `gc.grace`, or a top-level name) applied,
+        each read as text from YAML or the environment would be."""
+        by_key = {leaf.key: leaf for leaf in leaves()}
+        unknown = sorted(set(values) - set(by_key))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], by_key, n=1)
+            raise ValueError(
+                f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+            )
+        nested: dict[str, Any] = {}
+        for key, value in values.items():
+            leaf = by_key[key]
+            place = nested
+            for name in leaf.path[:-1]:
+                place = place.setdefault(name, {})
+            place[leaf.path[-1]] = _coerce(key, leaf.kind, value)
+        return _replace_tree(self, nested)
 
 
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+def _replace_tree(obj: Any, nested: Mapping[str, Any]) -> Any:
+    changes = {
+        name: _replace_tree(getattr(obj, name), value)
+        if isinstance(value, dict) and is_section(type(getattr(obj, name)))
+        else value
+        for name, value in nested.items()
+    }
+    return dataclasses.replace(obj, **changes)
 
 
-def _check_range(name: str, value: object) -> None:
+def _check_range(leaf: Leaf, value: object) -> None:
     """Every number a setting holds has a range: a negative, infinite or NaN one (or 0, where 0 would
     mean no time or no room at all) is a mistake, never a mode."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
-    if not math.isfinite(value) or value < 0 or (value == 0 and name in POSITIVE):
-        bound = "above 0" if name in POSITIVE else "0 or more"
-        raise ValueError(f"setting {name!r} must be a number {bound}, not {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and leaf.positive):
+        bound = "above 0" if leaf.positive else "0 or more"
+        raise ValueError(f"setting {leaf.key!r} must be a number {bound}, not {value!r}")
 
 
 # [IPv6] or a host without colons, then :PORT; either part may be left out (see split_listen).
@@ -301,6 +407,8 @@ def async_database_url(url: str) -> str:
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if not _is_scalar(kind):
+        return _coerce_structure(name, kind, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -316,15 +424,76 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         raise ValueError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
 
 
-def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
-    kinds = _field_types()
-    unknown = sorted(set(values) - set(kinds))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], kinds, n=1)
-        raise ValueError(
-            f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
-        )
-    return {name: _coerce(name, kinds[name], value) for name, value in values.items()}
+def _coerce_structure(name: str, kind: Any, value: Any) -> Any:
+    """A list (`tuple[X, ...]`), mapping (`dict[str, X]`) or record (a dataclass) setting, from YAML
+    data or from YAML/JSON text (the environment, a flag); a list of words may also be comma-separated."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if isinstance(value, str):
+        text = value.strip()
+        if origin is tuple and args[0] is str and not text.startswith("["):
+            value = [word.strip() for word in text.split(",") if word.strip()]
+        else:
+            try:
+                value = yaml.safe_load(text) if text else None
+            except yaml.YAMLError:
+                raise ValueError(f"setting {name!r}: cannot read {text!r} as YAML or JSON") from None
+    if origin is tuple:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"setting {name!r}: expected a list, not {value!r}")
+        return tuple(_coerce(f"{name}[{i}]", args[0], item) for i, item in enumerate(value))
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"setting {name!r}: expected a mapping, not {value!r}")
+        return {str(key): _coerce(f"{name}.{key}", args[1], item) for key, item in value.items()}
+    if is_section(kind):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"setting {name!r}: expected a mapping, not {value!r}")
+        hints = typing.get_type_hints(kind)
+        fields = {f.name for f in dataclasses.fields(kind)}
+        given = {str(key).replace("-", "_"): item for key, item in value.items()}
+        unknown = sorted(set(given) - fields)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], fields, n=1)
+            raise ValueError(
+                f"setting {name!r}: unknown key {unknown[0]!r}"
+                + (f": did you mean {close[0]!r}?" if close else "")
+            )
+        required = [f.name for f in dataclasses.fields(kind) if _default(f) is dataclasses.MISSING]
+        missing = [key for key in required if key not in given]
+        if missing:
+            raise ValueError(f"setting {name!r}: key {missing[0]!r} is required")
+        return kind(**{key: _coerce(f"{name}.{key}", hints[key], item) for key, item in given.items()})
+    raise TypeError(f"setting {name!r} has a type settings cannot read: {kind!r}")
+
+
+def _plain(value: Any) -> Any:
+    """A structured setting as YAML/JSON data again (for the environment of worker processes)."""
+    if is_section(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return str(value) if isinstance(value, Path) else value
+
+
+def _flatten(loaded: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping as dotted keys: a key naming a section opens it; anything else is a leaf."""
+    sections = {leaf.path[: len(prefix) + 1] for leaf in leaves() if len(leaf.path) > len(prefix) + 1}
+    flat: dict[str, Any] = {}
+    for key, value in loaded.items():
+        path = (*prefix, str(key).replace("-", "_"))
+        if path in sections:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"setting {'.'.join(path)!r}: expected a mapping of settings")
+            flat.update(_flatten(value, path))
+        else:
+            flat[".".join(path)] = value
+    return flat
 
 
 def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -333,11 +502,11 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
     if config_file is not None:
-        values.update(_read_config_file(config_file))
-    for name in _field_types():
-        env = os.environ.get(ENV_PREFIX + name.upper())
+        values.update(_flatten(_read_config_file(config_file)))
+    for leaf in leaves():
+        env = os.environ.get(leaf.env)
         if env is not None:
-            values[name] = env
+            values[leaf.key] = env
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return Settings().with_overrides(values)
 
@@ -356,13 +525,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}{where}: {problem}: fix the YAML there") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a mapping of settings")
-    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
+    return loaded
 
 
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """A warning for each REGISTRY_* variable that sets nothing (a typo is otherwise silently ignored),
     naming the closest setting's variable, or, for Distribution's nested ones, saying so."""
-    known = [ENV_PREFIX + name.upper() for name in _field_types()]
+    known = [leaf.env for leaf in leaves()]
     warnings = []
     for variable in sorted(environ):
         if not variable.startswith(ENV_PREFIX) or variable in known or variable in OTHER_VARIABLES:
@@ -382,4 +551,8 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process (a server worker) load the same settings."""
-    return {ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
+    environment = {}
+    for leaf in leaves():
+        value = leaf_value(settings, leaf.path)
+        environment[leaf.env] = str(value) if leaf.scalar else json.dumps(_plain(value))
+    return environment
