@@ -109,6 +109,11 @@ def register(commands: Any) -> None:
     attach.add_argument("container")
     attach.set_defaults(run=run_attach)
 
+    cp = commands.add_parser("cp", help="copy files between a container and the host")
+    cp.add_argument("source", metavar="SRC", help="CONTAINER:PATH, a host path, or - (a tar on stdin)")
+    cp.add_argument("destination", metavar="DEST", help="CONTAINER:PATH, a host path, or - (a tar to stdout)")
+    cp.set_defaults(run=run_cp)
+
     rm = commands.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill running ones first")
     rm.add_argument("containers", nargs="+")
@@ -345,6 +350,37 @@ def run_attach(args: argparse.Namespace) -> int:
         return attach_to(store, store.find(args.container), stdin=not args.no_stdin)
     except (ContainerNotFound, ContainerError) as error:
         return _error(error)
+
+
+def _container_path(text: str) -> tuple[str, str] | None:
+    """`NAME:PATH` names a path in a container; a host path has no colon before its first slash."""
+    name, colon, path = text.partition(":")
+    if not colon or "/" in name or not name:
+        return None
+    return name, path or "/"
+
+
+def run_cp(args: argparse.Namespace) -> int:
+    from registry.runtime.copy import copy_in, copy_out
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    source, destination = _container_path(args.source), _container_path(args.destination)
+    if (source is None) == (destination is None):
+        return _error("copying needs exactly one side in a container: CONTAINER:PATH", 2)
+    store = ContainerStore()
+    try:
+        if source is not None:
+            container = store.find(source[0])
+            target = None if args.destination == "-" else Path(args.destination)
+            copy_out(container, store.directory(container), source[1], target)
+        else:
+            assert destination is not None
+            container = store.find(destination[0])
+            origin = None if args.source == "-" else args.source
+            copy_in(container, store.directory(container), origin, destination[1])
+    except (ContainerNotFound, ContainerError) as error:
+        return _error(error)
+    return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:

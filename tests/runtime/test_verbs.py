@@ -165,3 +165,39 @@ def test_history_lists_the_steps_newest_first(registry: Registry, image: str) ->
     lines = registry("history", image, check=True).stdout.splitlines()
     assert lines[0].split()[:4] == ["IMAGE", "CREATED", "CREATED", "BY"]
     assert len(lines) >= 2
+
+
+def test_cp_both_ways_with_running_and_stopped_containers(registry: Registry, image: str, tmp_path) -> None:
+    registry("run", "-d", "--name", "box", image, "sh", "-c", "echo inside > /srv/note; exec sleep 60",
+             check=True)  # fmt: skip
+    wait_for(lambda: registry("exec", "box", "cat", "/srv/note").stdout == "inside\n")
+    registry("cp", "box:/srv/note", str(tmp_path / "note"), check=True)
+    assert (tmp_path / "note").read_text() == "inside\n"
+
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f").write_text("from host\n")
+    registry("cp", str(folder), "box:/srv", check=True)  # onto an existing folder: inside it
+    assert registry("exec", "box", "cat", "/srv/folder/sub/f").stdout == "from host\n"
+    registry("cp", f"{folder}/.", "box:/opt", check=True)  # a folder's contents onto a new path
+    assert registry("exec", "box", "cat", "/opt/sub/f").stdout == "from host\n"
+
+    registry("stop", "-t", "1", "box", check=True)
+    (tmp_path / "late").write_text("while stopped\n")
+    registry("cp", str(tmp_path / "late"), "box:/srv/late", check=True)
+    registry("cp", "box:/srv", str(tmp_path / "copied"), check=True)
+    assert (tmp_path / "copied" / "late").read_text() == "while stopped\n"
+    assert (tmp_path / "copied" / "folder" / "sub" / "f").read_text() == "from host\n"
+    registry("start", "box", check=True)
+    wait_for(lambda: registry("exec", "box", "cat", "/srv/late").stdout == "while stopped\n")
+
+
+def test_cp_errors_are_one_line(registry: Registry, image: str, tmp_path) -> None:
+    registry("run", "--name", "gone", image, "true", check=True)
+    missing = registry("cp", "gone:/no/such", str(tmp_path / "x"))
+    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    both = registry("cp", str(tmp_path), str(tmp_path / "y"))
+    assert both.returncode == 2 and "CONTAINER:PATH" in both.stderr
+    escape = registry("cp", str(tmp_path), "gone:/../../etc")
+    assert escape.returncode == 1 and "outside the root" in escape.stderr
