@@ -381,15 +381,8 @@ class Runtime:
 
     def stop(self, container: Container, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns once the exit is recorded."""
-        if not container.running:
-            return
-        assert container.pid is not None
         self._mark_stopped(container)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(container.pid, signal.SIGTERM)
-        if _wait_until(lambda: not container.running, timeout):
-            self._await_record(container)
-        else:
+        if not self._end(container, signal.SIGTERM, timeout):
             self.kill(container)
 
     def kill(self, container: Container, number: int = signal.SIGKILL) -> None:
@@ -401,25 +394,33 @@ class Runtime:
             assert container.pid is not None
             os.kill(container.pid, number)
             return
-        if container.running:
-            assert container.pid is not None
-            self._mark_stopped(container)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(container.pid, signal.SIGKILL)
-            _wait_until(lambda: not container.running, 10.0)
-        self._await_record(container)
+        self._mark_stopped(container)
+        if not self._end(container, signal.SIGKILL, 10.0):
+            self._finish(container, None)  # its monitor is gone: nobody saw the exit code
 
-    def _await_record(self, container: Container) -> None:
-        """Wait for the monitor to record the exit; if it died, record what can be known."""
+    def _end(self, container: Container, number: int, timeout: float) -> bool:
+        """Signal the container's process until its monitor records the end; False after `timeout`.
 
-        def recorded() -> bool:
+        The record is read afresh each time: a monitor between two runs of a restart policy has a
+        dead PID on record and then a new one, which is signalled in turn (the stop marker, set first,
+        keeps a third from starting)."""
+        deadline = time.monotonic() + timeout
+        signalled = None
+        while True:
             try:
-                return self.store.load(container.id).status != "running"
+                current = self.store.load(container.id)
             except KeyError:
                 return True
-
-        if not _wait_until(recorded, 5.0):
-            self._finish(container, None)  # its monitor is gone: nobody saw the exit code
+            if current.status != "running":
+                return True
+            if current.running and current.pid != signalled:
+                assert current.pid is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(current.pid, number)
+                signalled = current.pid
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL)
 
     def remove(self, container: Container, force: bool = False) -> None:
         if container.running:
@@ -486,12 +487,3 @@ class Runtime:
     def export(self, container: Container, out: BinaryIO) -> None:
         """Write the container's filesystem (its image and its changes, no runtime mounts) as a tar."""
         export_filesystem(container, self.store.directory(container), out)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL)
-    return True
