@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, gc, images, scrub, serve, users
+from registry.cli import cert, containers, gc, images, inspect, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(commands)
     cert.register(commands)
     containers.register(commands)
+    inspect.register(commands)
     return parser
 
 
