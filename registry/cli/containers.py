@@ -85,7 +85,7 @@ def register(commands: Any) -> None:
     logs.set_defaults(run=run_logs)
 
     stop = commands.add_parser("stop", help="stop running containers (SIGTERM, then SIGKILL)")
-    stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
+    _stop_time(stop)
     stop.add_argument("containers", nargs="+")
     stop.set_defaults(run=run_stop)
 
@@ -95,7 +95,7 @@ def register(commands: Any) -> None:
     start.set_defaults(run=run_start)
 
     restart = commands.add_parser("restart", help="stop, then start containers")
-    restart.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
+    _stop_time(restart)
     restart.add_argument("containers", nargs="+")
     restart.set_defaults(run=run_restart)
 
@@ -141,6 +141,10 @@ def register(commands: Any) -> None:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.add_argument("container")
     export.set_defaults(run=run_export)
+
+
+def _stop_time(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
 
 
 def _process_arguments(parser: argparse.ArgumentParser) -> None:
