@@ -9,20 +9,18 @@ that is no archive is taken as the Dockerfile itself, with an empty context, and
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from registry.build.archives import extract, is_tar
 from registry.build.errors import BuildError
 from registry.build.fetch import download
-from registry.client.importer import decompressed
 
 _GIT_URL: Final = re.compile(r"^(?:git://|git@|ssh://|file://|github\.com/)|^https?://[^#]*\.git(?:#.*)?$")
 
@@ -45,17 +43,12 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     return path
 
 
-def _unpack(stream: BinaryIO, into: Path) -> bool:
-    """Unpack a (possibly compressed) tar from `stream` into `into`; False when it is no tar at all."""
-    data = decompressed(stream)
-    buffered = io.BufferedReader(data, 1 << 16) if not isinstance(data, io.BufferedReader) else data  # type: ignore[arg-type]
-    head = buffered.peek(tarfile.BLOCKSIZE)[: tarfile.BLOCKSIZE]
-    try:
-        tarfile.TarInfo.frombuf(head.ljust(tarfile.BLOCKSIZE, b"\0"), "utf-8", "surrogateescape")
-    except tarfile.HeaderError:
+def _unpack(spooled: Path, into: Path) -> bool:
+    """Unpack the context archive into `into`; False when it is no tar at all (then it is a Dockerfile)."""
+    if not is_tar(spooled):
         return False
-    with tarfile.open(fileobj=buffered, mode="r|") as archive:  # type: ignore[call-overload]
-        archive.extractall(into, filter="tar")  # refuses absolute paths and escapes
+    with open(spooled, "rb") as stream:
+        extract(stream, into, "the build context")
     return True
 
 
@@ -115,9 +108,7 @@ def open_context(source: str, dockerfile: str | None, stdin: BinaryIO) -> Iterat
                 stream = stdin if source == "-" else stack.enter_context(download(source)).stream
                 with open(spooled, "wb") as out:
                     shutil.copyfileobj(stream, out)
-            with open(spooled, "rb") as archive:
-                unpacked = _unpack(archive, root)
-            if not unpacked:  # the stream was the Dockerfile itself
+            if not _unpack(spooled, root):  # the stream was the Dockerfile itself
                 yield BuildContext(root, spooled.read_text(errors="replace"), "Dockerfile")
                 return
             text, name = _dockerfile(root, dockerfile, None if source == "-" else stdin, local=False)

@@ -18,14 +18,13 @@ import os
 import posixpath
 import shutil
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.build.archives import extract, is_tar
 from registry.build.errors import BuildError
 from registry.build.ignore import IgnoreRules
 from registry.build.layers import hash_entry, walk
-from registry.client.importer import decompressed
 from registry.unpack import PathEscape, resolve
 
 _MAGIC = ("*", "?", "[")
@@ -55,19 +54,6 @@ def _outside(pattern: str) -> BuildError:
 
 def _missing(pattern: str) -> BuildError:
     return BuildError(f"file not found in build context or excluded by .dockerignore: {pattern}")
-
-
-def is_tar(path: Path) -> bool:
-    """Whether ADD unpacks `path`: a tar archive, plain or compressed."""
-    with open(path, "rb") as raw:
-        head = decompressed(raw).read(tarfile.BLOCKSIZE)
-    if len(head) < tarfile.BLOCKSIZE:
-        return False
-    try:
-        tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
-    except tarfile.HeaderError:
-        return False
-    return True
 
 
 def find_sources(root: Path, patterns: list[str], ignore: IgnoreRules | None) -> list[Source]:
@@ -195,13 +181,6 @@ class _Stager:
             return  # devices, pipes and sockets are not copied
         self._apply(target, info, mode, mtime)
 
-    def extract(self, archive: Path, folder: Path) -> None:
-        with open(archive, "rb") as raw, tarfile.open(fileobj=decompressed(raw), mode="r|") as tar:  # type: ignore[call-overload]
-            try:
-                tar.extractall(folder, filter="tar")  # refuses absolute paths and escapes
-            except tarfile.TarError as error:
-                raise BuildError(f"cannot unpack {archive.name}: {error}") from None
-
     def finish(self) -> None:
         for directory, info in reversed(self.directories):
             if info is not None:
@@ -248,7 +227,8 @@ def stage_copy(
         folder = stager.make_parents(relative)
         for source in sources:
             if source in archives:
-                stager.extract(source.path, folder)
+                with open(source.path, "rb") as archive:
+                    extract(archive, folder, source.relative)
             elif os.path.isdir(source.path) and not os.path.islink(source.path):
                 stager.entry(source.path, folder, source.relative)
             else:
