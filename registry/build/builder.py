@@ -275,7 +275,10 @@ class Builder:
             command, env, state.settings.get("WorkingDir") or "/", state.settings.get("User") or ""
         )
         image = ImageToRun("registry-build", state.image_id(), state.diff_ids, state.layers)
-        network = instruction.flags.get("network", self.options.network)
+        network = instruction.flags.get("network", "default")
+        network = self.options.network if network == "default" else network
+        if network not in ("host", "none"):
+            raise BuildError(f"RUN --network={network}: use host, none or default")
         key = step_key(state.cache_key, "RUN", json.dumps(command), json.dumps(args))
         self._record(
             state,

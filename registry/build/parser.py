@@ -24,8 +24,8 @@ INSTRUCTIONS: Final = frozenset(
 FLAGS: Final = {
     "FROM": {"platform"},
     "COPY": {"from", "chown", "chmod", "link"},
-    "ADD": {"chown", "chmod", "link", "checksum", "keep-git-dir"},
-    "RUN": {"network", "mount", "security"},
+    "ADD": {"chown", "chmod", "link", "checksum"},
+    "RUN": {"network"},
     "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
 }
 JSON_FORMS: Final = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "VOLUME", "COPY", "ADD"})

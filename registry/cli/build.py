@@ -40,16 +40,10 @@ def register(commands: Any) -> None:
 
 
 def _build_args(items: list[str]) -> dict[str, str]:
-    values = {}
-    for item in items:
-        name, equals, value = item.partition("=")
-        if not name:
-            raise ValueError(f"invalid --build-arg {item!r}: use NAME=VALUE")
-        if equals:
-            values[name] = value
-        elif name in os.environ:
-            values[name] = os.environ[name]
-    return values
+    """`--build-arg K=V`, or `K` alone for this environment's K (left unset when there is none)."""
+    from registry.runtime.spec import merge_env
+
+    return {name: value for name, _, value in (item.partition("=") for item in merge_env([], items))}
 
 
 def run_build(args: argparse.Namespace) -> int:
