@@ -11,6 +11,7 @@ import json
 import lzma
 import re
 import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -66,6 +67,16 @@ def test_docker_primer_example_builds_runs_and_pulls_into_docker(
     assert docker("run", "--rm", "--network", "none", image, "cat", "/www/index.html").stdout == HELLO
 
 
+def test_the_server_never_loads_the_builder() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, registry.asgi, registry.app; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "registry.app" in loaded and "registry.build" not in loaded
+
+
 def test_rebuild_is_all_cache_hits_and_the_same_image(base: Base, registry: Registry, tmp_path: Path) -> None:
     context = write_context(
         tmp_path / "app",
@@ -95,13 +106,18 @@ def test_multi_stage_build_and_target(base: Base, registry: Registry, tmp_path: 
         'FROM ${BASE} AS builder\nARG WHO=world\nRUN mkdir /out && echo "hello $WHO" > /out/greeting\n'
         "FROM ${BASE} AS unused\nRUN echo never-built\n"
         "FROM scratch\nCOPY --from=builder /out/greeting /greeting\nCOPY --from=0 /bin/busybox /bin/busybox\n"
+        f"COPY --from={base.reference} /etc/passwd /etc/\n"
         'ENTRYPOINT ["/bin/busybox"]\nCMD ["cat", "/greeting"]\n',
     )
     built = registry("build", "--build-arg", "WHO=builder", "-t", "multi", str(context)).stdout
     assert "never-built" not in built and "unused" not in built
     assert registry("run", "--rm", "multi").stdout == "hello builder\n"
     config = _config(registry, "multi")
-    assert len(config["rootfs"]["diff_ids"]) == 2  # scratch + two COPYs: nothing of the builder's layers
+    assert len(config["rootfs"]["diff_ids"]) == 3  # scratch + three COPYs: nothing of the builder's layers
+    assert (
+        registry("run", "--rm", "multi", "head", "-1", "/etc/passwd").stdout
+        == "root:x:0:0:root:/root:/bin/sh\n"
+    )
     registry("build", "--target", "builder", "-t", "first-stage", str(context))  # WHO's default, this time
     assert registry("run", "--rm", "first-stage", "cat", "/out/greeting").stdout == "hello world\n"
     missing = registry("build", "--target", "nope", str(context), check=False)
