@@ -119,6 +119,11 @@ class ImageState:
         return "sha256:" + hashlib.sha256(self.config_bytes()).hexdigest()
 
     def save(self, store: ImageStore, reference: str | None) -> LocalImage:
+        if self.base_id is not None:  # no step changed the base: it is the image, as with Docker
+            image = store.image(self.cache_key)  # the base's manifest digest, until a step records
+            if reference:
+                store.tag(image, reference)
+            return image
         config = self.config_bytes()
         manifest = {
             "schemaVersion": 2,
