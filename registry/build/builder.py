@@ -24,6 +24,7 @@ from registry.build.errors import BuildError
 from registry.build.fetch import download
 from registry.build.ignore import IgnoreRules
 from registry.build.layers import BuiltLayer, store_tree
+from registry.build.owners import Owners, image_owners
 from registry.build.parser import Dockerfile, Instruction, Stage, parse, parse_instruction
 from registry.build.run import run_command
 from registry.build.state import ImageState, timestamp
@@ -248,6 +249,12 @@ class Builder:
         with tempfile.TemporaryDirectory(prefix="build-", dir=self.store.staging) as folder:
             yield Path(folder)
 
+    def _owners(self, state: ImageState) -> Owners:
+        owners = Owners()
+        if owners.rootless:
+            owners.image = image_owners(state.layers, state.diff_ids)
+        return owners
+
     def _new_mtime(self) -> int:
         return self.options.epoch if self.options.epoch is not None else int(time.time())
 
@@ -256,10 +263,11 @@ class Builder:
         path = state.settings["WorkingDir"]
 
         def produce() -> BuiltLayer | None:
+            owners = self._owners(state)
             with self._staging() as staging:
-                if not copying.stage_folder(path, self._rootfs(state), staging, self._new_mtime()):
+                if not copying.stage_folder(path, self._rootfs(state), staging, self._new_mtime(), owners):
                     return None
-                return store_tree(self.store, staging, self.options.epoch)
+                return store_tree(self.store, staging, self.options.epoch, owners)
 
         key = step_key(state.cache_key, "WORKDIR", _config_text(state))
         self._record(state, key, f"/bin/sh -c #(nop) WORKDIR {path}", produce)
@@ -284,7 +292,9 @@ class Builder:
             state,
             key,
             created_by,
-            lambda: run_command(self.runtime, self.store, image, process, network, self.options.epoch),
+            lambda: run_command(
+                self.runtime, self.store, image, process, network, self.options.epoch, self._owners(state)
+            ),
         )
 
     def _copy(self, state: ImageState, scope: _Scope, instruction: Instruction) -> None:
@@ -315,12 +325,13 @@ class Builder:
                     extract=instruction.keyword == "ADD",
                     created_mtime=self._new_mtime(),
                 )
+                owners = self._owners(state)
                 with self._staging() as staging:
                     workdir = state.settings.get("WorkingDir") or "/"
                     copying.stage_copy(
-                        sources, dest, workdir, lower, staging, options, ignore, instruction.keyword
+                        sources, dest, workdir, lower, staging, options, owners, ignore, instruction.keyword
                     )
-                    return store_tree(self.store, staging, self.options.epoch)
+                    return store_tree(self.store, staging, self.options.epoch, owners)
 
             summary = " ".join(source.relative for source in sources)
             self._record(state, key, f"/bin/sh -c #(nop) {instruction.keyword} {summary} in {dest}", produce)

@@ -25,6 +25,7 @@ from registry.build.archives import extract, is_tar
 from registry.build.errors import BuildError
 from registry.build.ignore import IgnoreRules
 from registry.build.layers import hash_entry, walk
+from registry.build.owners import Owners
 from registry.unpack import PathEscape, resolve
 
 _MAGIC = ("*", "?", "[")
@@ -98,21 +99,24 @@ def checksum(sources: list[Source], ignore: IgnoreRules | None) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-def stage_folder(path: str, lower: Path, staging: Path, created_mtime: int) -> bool:
+def stage_folder(path: str, lower: Path, staging: Path, created_mtime: int, owners: Owners) -> bool:
     """WORKDIR's folder (resolved in the image) staged with its parents; False if it exists already."""
     resolved = resolve(lower, path)
     if resolved.is_dir():
         return False
     relative = str(resolved.relative_to(lower))
-    stager = _Stager(staging, lower, CopyOptions(created_mtime=created_mtime), None)
+    stager = _Stager(staging, lower, CopyOptions(created_mtime=created_mtime), None, owners)
     stager.make_parents(relative)
     stager.finish()
     return True
 
 
 class _Stager:
-    def __init__(self, staging: Path, lower: Path, options: CopyOptions, ignore: IgnoreRules | None) -> None:
+    def __init__(
+        self, staging: Path, lower: Path, options: CopyOptions, ignore: IgnoreRules | None, owners: Owners
+    ) -> None:
         self.staging = staging
+        self.owners = owners
         self.lower = lower
         self.options = options
         self.ignore = ignore
@@ -132,7 +136,7 @@ class _Stager:
             if below.is_dir() and not below.is_symlink():
                 self.directories.append((here, os.lstat(below)))
                 continue
-            os.chown(here, *(self.options.owner or (0, 0)))
+            self.owners.chown(self.staging, here, *(self.options.owner or (0, 0)))
             os.chmod(here, 0o755)
             os.utime(here, (self.options.created_mtime, self.options.created_mtime))
         return self.staging / relative if relative else self.staging
@@ -145,7 +149,7 @@ class _Stager:
     def _apply(
         self, target: Path, info: os.stat_result, mode: int | None = None, mtime: int | None = None
     ) -> None:
-        os.chown(target, *self._owner(info), follow_symlinks=False)
+        self.owners.chown(self.staging, target, *self._owner(info))
         if not stat.S_ISLNK(info.st_mode):
             os.chmod(target, mode if mode is not None else self.options.chmod or stat.S_IMODE(info.st_mode))
         if mtime is not None:
@@ -184,7 +188,7 @@ class _Stager:
     def finish(self) -> None:
         for directory, info in reversed(self.directories):
             if info is not None:
-                os.chown(directory, info.st_uid, info.st_gid)
+                self.owners.keep(directory, info)
                 os.chmod(directory, stat.S_IMODE(info.st_mode))
                 os.utime(directory, ns=(info.st_atime_ns, info.st_mtime_ns))
 
@@ -196,6 +200,7 @@ def stage_copy(
     lower: Path,
     staging: Path,
     options: CopyOptions,
+    owners: Owners,
     ignore: IgnoreRules | None = None,
     keyword: str = "COPY",
 ) -> None:
@@ -222,7 +227,7 @@ def stage_copy(
         source for source in sources
         if options.extract and source.name is None and os.path.isfile(source.path) and is_tar(source.path)
     ]  # fmt: skip
-    stager = _Stager(staging, lower, options, ignore)
+    stager = _Stager(staging, lower, options, ignore, owners)
     if into_folder or archives:
         folder = stager.make_parents(relative)
         for source in sources:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from registry.build.owners import Owners
 from registry.client.importer import write_layer
 from registry.client.media import OCI_LAYER_GZIP
 from registry.client.store import ImageStore
+from registry.unpack.apply import OPAQUE, WHITEOUT
 
-WHITEOUT: Final = ".wh."
-OPAQUE: Final = ".wh..wh..opq"
 _OPAQUE_XATTRS: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
 _READ: Final = 1 << 20
 
@@ -67,16 +67,17 @@ def _is_opaque(path: Path) -> bool:
 class _TreeTar:
     """Writes one tree's entries into a tar stream, as the module docstring says."""
 
-    def __init__(self, root: Path, archive: tarfile.TarFile, epoch: int | None) -> None:
+    def __init__(self, root: Path, archive: tarfile.TarFile, epoch: int | None, owners: Owners) -> None:
         self.root = root
         self.archive = archive
         self.epoch = epoch
+        self.owners = owners
         self.links: dict[tuple[int, int], str] = {}
 
     def _header(self, name: str, info: os.stat_result) -> tarfile.TarInfo:
         header = tarfile.TarInfo(name)
         header.mode = stat.S_IMODE(info.st_mode)
-        header.uid, header.gid = info.st_uid, info.st_gid
+        header.uid, header.gid = self.owners.of(name, info)
         header.uname = header.gname = ""
         mtime = int(info.st_mtime)
         header.mtime = min(mtime, self.epoch) if self.epoch is not None else mtime
@@ -137,7 +138,9 @@ def hash_entry(hasher: Any, name: str, path: Path, info: os.stat_result) -> None
     hasher.update(b"\n")
 
 
-def store_tree(store: ImageStore, root: Path, epoch: int | None) -> BuiltLayer | None:
+def store_tree(
+    store: ImageStore, root: Path, epoch: int | None, owners: Owners | None = None
+) -> BuiltLayer | None:
     """The layer of the changes under `root`, put in the store (under the caller's lease); None when
     `root` is empty, a step that changed nothing adding no layer."""
     entries = list(walk(root))
@@ -147,7 +150,7 @@ def store_tree(store: ImageStore, root: Path, epoch: int | None) -> BuiltLayer |
     blob_path = store.temporary_file()
     try:
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as archive:
-            writer = _TreeTar(root, archive, epoch)
+            writer = _TreeTar(root, archive, epoch, owners or Owners())
             for name, info in entries:
                 writer.add(name, info)
         with open(tar_path, "rb") as source, open(blob_path, "wb") as target:

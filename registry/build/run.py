@@ -18,6 +18,7 @@ from pathlib import Path
 
 from registry.build.errors import BuildError
 from registry.build.layers import BuiltLayer, store_tree
+from registry.build.owners import Owners
 from registry.client.store import ImageStore
 from registry.runtime.containers import ImageToRun, RunOptions, Runtime
 from registry.runtime.launch import StartError
@@ -60,6 +61,7 @@ def run_command(
     process: Process,
     network: str,
     epoch: int | None,
+    owners: Owners,
 ) -> BuiltLayer | None:
     """Run `process` on `image`; the layer of what it changed (None when nothing). A failure raises."""
     sys.stdout.flush()  # the command writes to the same descriptor: keep the order
@@ -77,6 +79,6 @@ def run_command(
             raise BuildError(f"The command {process.args!r} returned a non-zero code: {code}")
         upper = runtime.store.directory(container) / "upper"
         _prune(upper, Path(container.lower))
-        return store_tree(store, upper, epoch)
+        return store_tree(store, upper, epoch, owners)
     finally:
         runtime.remove(container, force=True)

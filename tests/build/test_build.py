@@ -308,3 +308,34 @@ def test_source_date_epoch_builds_are_reproducible(base: Base, registry: Registr
     assert digests[0] == digests[1]
     layers = json.loads(ImageStore(tmp_path / "store-one").read_blob(digests[0]))["layers"]
     assert len(layers) == 5  # busybox, /www, COPY, RUN, WORKDIR
+
+
+def test_rootless_build_gives_the_same_image_as_root(base: Base, registry: Registry, tmp_path: Path) -> None:
+    """Without privileges (uid 1000 in a user namespace of `unshare`), RUN's container runs in a user
+    namespace of its own and COPY cannot chown: the layers still say root (and --chown's owner), so
+    the image is the very one root builds."""
+    unshare = require_tool("unshare")["unshare"]
+    context = write_context(
+        tmp_path / "rootless",
+        f"FROM {base.reference}\nRUN mkdir /made && echo hi > /made/file && rm /www/.keep\n"
+        "COPY --chown=65534:65534 owned /srv/owned/\nCOPY plain /srv/\nWORKDIR /work\n",
+        {"owned": "owned\n", "plain": "plain\n"},
+    )
+    digests = {}
+    for mode in ("root", "rootless"):
+        store = tmp_path / f"store-{mode}"
+        env = {
+            **registry.env,
+            "REGISTRY_CLIENT_ROOT": str(store),
+            "REGISTRY_CONTAINERS_ROOT": str(tmp_path / f"containers-{mode}"),
+            "SOURCE_DATE_EPOCH": "1700000000",
+        }
+        prefix = [unshare, "--user", "--map-user=1000", "--map-group=1000"] if mode == "rootless" else []
+        command = [*prefix, sys.executable, "-m", "registry", "build", "-t", "same", str(context)]
+        built = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert built.returncode == 0, built.stderr
+        digests[mode] = ImageStore(store).image("same").manifest_digest
+    assert digests["rootless"] == digests["root"]
+    image = ImageStore(tmp_path / "store-rootless").image("same")
+    with tarfile.open(image.layers[-2].path) as layer:  # COPY plain /srv/, into the --chown'd /srv
+        assert {(m.name, m.uid, m.gid) for m in layer} == {("srv", 65534, 65534), ("srv/plain", 0, 0)}
