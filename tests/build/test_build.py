@@ -203,6 +203,10 @@ def test_contexts_from_stdin_url_and_git(
     registry("build", "-t", "from-stdin", "-", input=archive.getvalue(), text=False)
     assert registry("run", "--rm", "from-stdin", "cat", "/message").stdout == "from a tar\n"
 
+    alone = f"FROM {base.reference}\nRUN echo no context > /note\n".encode()  # a Dockerfile, no tar
+    registry("build", "-t", "no-context", "-", input=alone, text=False)
+    assert registry("run", "--rm", "no-context", "cat", "/note").stdout == "no context\n"
+
     (served / "context.tar.gz").write_bytes(archive.getvalue())
     registry("build", "-t", "from-url", f"{url}/context.tar.gz")
     assert registry("run", "--rm", "from-url", "cat", "/message").stdout == "from a tar\n"
