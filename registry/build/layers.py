@@ -22,9 +22,9 @@ from registry.build.owners import Owners
 from registry.client.importer import write_layer
 from registry.client.media import OCI_LAYER_GZIP
 from registry.client.store import ImageStore
+from registry.runtime.changes import is_opaque, is_whiteout
 from registry.unpack.apply import OPAQUE, WHITEOUT
 
-_OPAQUE_XATTRS: Final = ("trusted.overlay.opaque", "user.overlay.opaque")
 _READ: Final = 1 << 20
 
 
@@ -50,20 +50,6 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
                 yield f"{name}/{child}", child_info
 
 
-def _is_whiteout(info: os.stat_result) -> bool:
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
-
-
-def _is_opaque(path: Path) -> bool:
-    for name in _OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
 class _TreeTar:
     """Writes one tree's entries into a tar stream, as the module docstring says."""
 
@@ -86,7 +72,7 @@ class _TreeTar:
     def add(self, name: str, info: os.stat_result) -> None:
         path = self.root / name
         parent, _, base = name.rpartition("/")
-        if _is_whiteout(info):
+        if is_whiteout(info):
             marker = tarfile.TarInfo(f"{parent}/{WHITEOUT}{base}" if parent else WHITEOUT + base)
             marker.mtime = self._header(name, info).mtime
             self.archive.addfile(marker)
@@ -96,7 +82,7 @@ class _TreeTar:
         if stat.S_ISDIR(mode):
             header.type = tarfile.DIRTYPE
             self.archive.addfile(header)
-            if _is_opaque(path):
+            if is_opaque(str(path)):
                 marker = tarfile.TarInfo(f"{name}/{OPAQUE}")
                 marker.mtime = header.mtime
                 self.archive.addfile(marker)

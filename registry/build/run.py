@@ -20,6 +20,7 @@ from registry.build.errors import BuildError
 from registry.build.layers import BuiltLayer, store_tree
 from registry.build.owners import Owners
 from registry.client.store import ImageStore
+from registry.runtime.changes import is_opaque
 from registry.runtime.containers import ImageToRun, RunOptions, Runtime
 from registry.runtime.launch import StartError
 from registry.runtime.rootfs import ETC_FILES
@@ -48,9 +49,8 @@ def _prune(upper: Path, lower: Path) -> None:
         if here == upper or files or any(os.path.lexists(here / name) for name in folders):
             continue
         info = os.lstat(here)
-        opaque = any(name.endswith("overlay.opaque") for name in os.listxattr(here, follow_symlinks=False))
         relative = here.relative_to(upper)
-        if stat.S_ISDIR(info.st_mode) and not opaque and _same_folder(info, lower / relative):
+        if stat.S_ISDIR(info.st_mode) and not is_opaque(str(here)) and _same_folder(info, lower / relative):
             here.rmdir()
 
 
