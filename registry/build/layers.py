@@ -69,13 +69,12 @@ class _TreeTar:
         header.mtime = min(mtime, self.epoch) if self.epoch is not None else mtime
         return header
 
-    def add(self, name: str, info: os.stat_result) -> None:
+    def add(self, name: str, info: os.stat_result | None) -> None:
+        """One entry; `info` None (or an overlay whiteout) for a deleted path."""
         path = self.root / name
         parent, _, base = name.rpartition("/")
-        if is_whiteout(info):
-            marker = tarfile.TarInfo(f"{parent}/{WHITEOUT}{base}" if parent else WHITEOUT + base)
-            marker.mtime = self._header(name, info).mtime
-            self.archive.addfile(marker)
+        if info is None or is_whiteout(info):
+            self.archive.addfile(tarfile.TarInfo(f"{parent}/{WHITEOUT}{base}" if parent else WHITEOUT + base))
             return
         header = self._header(name, info)
         mode = info.st_mode
@@ -127,9 +126,30 @@ def hash_entry(hasher: Any, name: str, path: Path, info: os.stat_result) -> None
 def store_tree(
     store: ImageStore, root: Path, epoch: int | None, owners: Owners | None = None
 ) -> BuiltLayer | None:
-    """The layer of the changes under `root`, put in the store (under the caller's lease); None when
-    `root` is empty, a step that changed nothing adding no layer."""
-    entries = list(walk(root))
+    """The layer of the changes under `root` (an overlay upper folder, or a staged tree), put in the
+    store (under the caller's lease); None when `root` is empty: a step that changed nothing adds no
+    layer."""
+    return store_entries(store, root, list(walk(root)), epoch, owners)
+
+
+def store_changes(
+    store: ImageStore, root: Path, changes: list[tuple[str, str]], epoch: int | None, owners: Owners
+) -> BuiltLayer | None:
+    """The layer of `changes` (runtime.changes' (A|C|D, /path) list) of the full tree at `root`."""
+    entries = [
+        (path.lstrip("/"), None if kind == "D" else os.lstat(root / path.lstrip("/")))
+        for kind, path in changes
+    ]
+    return store_entries(store, root, entries, epoch, owners)
+
+
+def store_entries(
+    store: ImageStore,
+    root: Path,
+    entries: list[tuple[str, os.stat_result | None]],
+    epoch: int | None,
+    owners: Owners | None = None,
+) -> BuiltLayer | None:
     if not entries:
         return None
     tar_path = store.temporary_file()

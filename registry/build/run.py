@@ -5,7 +5,8 @@ The container is an ordinary one (`registry ps` shows it while it runs), removed
 Its overlayfs upper folder holds exactly what the command changed, plus the mount points the runtime
 made for /proc, /dev, /sys and /etc/hosts, hostname and resolv.conf when the image lacked them: those
 are dropped (Docker keeps them out of its layers too), as are folders that were only copied up (no
-change but their time), so a command that changes nothing adds no layer.
+change but their time), so a command that changes nothing adds no layer. Where the kernel refused
+overlayfs the container ran on a full copy, compared with the image entry by entry (runtime.changes).
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import sys
 from pathlib import Path
 
 from registry.build.errors import BuildError
-from registry.build.layers import BuiltLayer, store_tree
+from registry.build.layers import BuiltLayer, store_changes, store_tree
 from registry.build.owners import Owners
 from registry.client.store import ImageStore
-from registry.runtime.changes import is_opaque
+from registry.runtime.changes import RUNTIME_MOUNTS, copy_changes, is_opaque, without_mount_points
 from registry.runtime.containers import ImageToRun, RunOptions, Runtime
 from registry.runtime.launch import StartError
-from registry.runtime.rootfs import ETC_FILES
 from registry.runtime.spec import Process
 
-_MOUNT_POINTS = ("proc", "dev", "sys", *(f"etc/{name}" for name in ETC_FILES))
+_MOUNT_POINTS = tuple(point.lstrip("/") for point in RUNTIME_MOUNTS)
 _METADATA = ("st_mode", "st_uid", "st_gid")
 
 
@@ -67,18 +67,17 @@ def run_command(
     sys.stdout.flush()  # the command writes to the same descriptor: keep the order
     container = runtime.create(image, process, RunOptions(network=network))
     try:
-        if container.storage != "overlay":
-            raise BuildError(
-                "RUN needs overlayfs, which this kernel or filesystem refused for the build root"
-            )
         try:
             code = runtime.run(container)
         except StartError as error:
             raise BuildError(f"The command {process.args!r} could not start: {error}") from None
         if code != 0:
             raise BuildError(f"The command {process.args!r} returned a non-zero code: {code}")
-        upper = runtime.store.directory(container) / "upper"
-        _prune(upper, Path(container.lower))
-        return store_tree(store, upper, epoch, owners)
+        directory, lower = runtime.store.directory(container), Path(container.lower)
+        if container.storage == "overlay":
+            _prune(directory / "upper", lower)
+            return store_tree(store, directory / "upper", epoch, owners)
+        changes = without_mount_points(copy_changes(directory / "rootfs", lower), RUNTIME_MOUNTS)
+        return store_changes(store, directory / "rootfs", changes, epoch, owners)
     finally:
         runtime.remove(container, force=True)
