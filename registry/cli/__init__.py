@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, gc, images, inspect, scrub, serve, users
+from registry.cli import build, cert, containers, gc, images, inspect, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     cert.register(commands)
     containers.register(commands)
     inspect.register(commands)
+    build.register(commands)
     return parser
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
-def _is_whiteout(info: os.stat_result) -> bool:
+def is_whiteout(info: os.stat_result) -> bool:
     return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
 
 
-def _is_opaque(path: str) -> bool:
+def is_opaque(path: str) -> bool:
     for name in OPAQUE_XATTRS:
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":
@@ -75,11 +75,11 @@ def without_mount_points(changes: list[tuple[str, str]], mounts: tuple[str, ...]
 def overlay_changes(upper: Path, lower: Path) -> list[tuple[str, str]]:
     changes: dict[str, str] = {}
     for path, info in _walk(upper):
-        if _is_whiteout(info):
+        if is_whiteout(info):
             changes[path] = "D"
             continue
         changes[path] = "C" if _exists(lower, path) else "A"
-        if stat.S_ISDIR(info.st_mode) and _is_opaque(str(upper / path.lstrip("/"))):
+        if stat.S_ISDIR(info.st_mode) and is_opaque(str(upper / path.lstrip("/"))):
             for old, _ in _walk(lower, path):
                 if not _exists(upper, old):
                     changes[old] = "D"
