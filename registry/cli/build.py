@@ -38,6 +38,27 @@ def register(commands: Any) -> None:
     build.add_argument("context", help="a folder, - (a tar on stdin), a tarball URL or a git URL")
     build.set_defaults(run=_reporting(run_build))
 
+    commit = commands.add_parser("commit", help="make an image of a container's changes", parents=[store])
+    commit.add_argument("-a", "--author", default="", help='author, e.g. "Jane Doe <jane@example.com>"')
+    commit.add_argument("-m", "--message", default="", help="commit message")
+    commit.add_argument(
+        "-c",
+        "--change",
+        action="append",
+        default=[],
+        help="a Dockerfile instruction (CMD, ENV, ...) to apply",
+    )
+    commit.add_argument(
+        "-p",
+        "--pause",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stop the container's processes while its changes are read (default: on)",
+    )
+    commit.add_argument("container")
+    commit.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
+    commit.set_defaults(run=run_commit)
+
 
 def _build_args(items: list[str]) -> dict[str, str]:
     """`--build-arg K=V`, or `K` alone for this environment's K (left unset when there is none)."""
@@ -89,4 +110,26 @@ def run_build(args: argparse.Namespace) -> int:
             out.close()
     if args.quiet:
         print(built.config_digest)
+    return 0
+
+
+def run_commit(args: argparse.Namespace) -> int:
+    from registry.build.commit import commit
+    from registry.build.errors import BuildError
+    from registry.client import reference as references
+    from registry.client.store import ImageStore
+    from registry.runtime.state import ContainerNotFound, ContainerStore
+
+    containers = ContainerStore()
+    try:
+        reference = str(references.parse(args.reference)) if args.reference else None
+        container = containers.find(args.container)
+        image = commit(
+            ImageStore(args.root), containers, container, reference, args.author, args.message,
+            args.change, args.pause,
+        )  # fmt: skip
+    except (ContainerNotFound, BuildError, ValueError) as error:
+        print(f"registry: {error}", file=sys.stderr)
+        return 1
+    print(image.config_digest)
     return 0
