@@ -33,6 +33,18 @@ class CachedStep:
     layer: BuiltLayer | None
 
 
+@dataclass(frozen=True)
+class CacheUsage:
+    """`system df`'s Build Cache row: entries still usable, those whose layer a local image holds
+    (active), the bytes of their layers, and the bytes no image holds (the next `rmi` or `image prune`
+    frees them, and the entries become misses)."""
+
+    entries: int
+    active: int
+    size: int
+    reclaimable: int
+
+
 class StepCache:
     def __init__(self, store: ImageStore, enabled: bool = True) -> None:
         self.store = store
@@ -73,3 +85,18 @@ class StepCache:
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(record))
         os.replace(temporary, path)
+
+    def usage(self) -> CacheUsage:
+        reachable = self.store.reachable_blobs()
+        sizes: dict[str, int] = {}
+        entries = active = 0
+        for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
+            step = self.get(f"sha256:{path.stem}")
+            if step is None:
+                continue  # unreadable, or its layer has left the store: a miss, not cache
+            entries += 1
+            if step.layer is not None:
+                sizes[step.layer.digest] = step.layer.size
+                active += step.layer.digest in reachable
+        size = sum(sizes.values())
+        return CacheUsage(entries, active, size, sum(v for k, v in sizes.items() if k not in reachable))

@@ -98,6 +98,12 @@ def test_rebuild_is_all_cache_hits_and_the_same_image(base: Base, registry: Regi
     uncached = registry("build", "--no-cache", "-t", "app:1", str(context)).stdout
     assert "Using cache" not in uncached and "42-ran" in uncached
 
+    rows = {line[:11].strip(): line[11:].split() for line in registry("system", "df").stdout.splitlines()}
+    entries, active, size, *_ = rows["Build Cache"]
+    # ENV, then COPY, RUN and CMD for each version of app.txt; every layer is in an image still (those
+    # of version 1 in the untagged image the second build left)
+    assert (int(entries), int(active)) == (7, 4) and size != "0B"
+
 
 def test_multi_stage_build_and_target(base: Base, registry: Registry, tmp_path: Path) -> None:
     context = write_context(
