@@ -23,11 +23,12 @@ import pytest
 import yaml
 
 from registry.config import Settings
+from tests.auth.conftest import pki  # noqa: F401  (a fixture)
 from tests.e2e.test_skopeo import skopeo  # noqa: F401  (a fixture)
-from tests.storage.conftest import MOTO_KEYS, moto_endpoint, new_bucket  # noqa: F401  (moto_endpoint)
+from tests.storage.conftest import moto_endpoint, new_bucket, s3_env  # noqa: F401  (moto_endpoint)
 from tests.support.images import build_busybox_layout
 from tests.support.server import RegistryProcess
-from tests.support.tools import free_port, require_tool, run_registry
+from tests.support.tools import free_port, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -42,14 +43,6 @@ KUBERNETES_VERSION = "1.30.0"
 
 
 # ------------------------------------------------------------------------------------------------ nginx
-
-
-@pytest.fixture
-def certs(tmp_path: Path) -> Path:
-    out = tmp_path / "certs"
-    made = run_registry("cert", "init", "--host", "localhost", "--ip", "127.0.0.1", "--out", str(out))
-    assert made.returncode == 0, made.stderr
-    return out
 
 
 def nginx_prefix(tmp_path: Path, certs: Path, site: str, upstreams: list[str], port: int) -> Path:
@@ -74,28 +67,20 @@ def nginx(prefix: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
-def test_nginx_accepts_the_config(tmp_path: Path, certs: Path) -> None:
-    prefix = nginx_prefix(tmp_path, certs, NGINX_CONF.read_text(), ["127.0.0.1:5000"], free_port())
+def test_nginx_accepts_the_config(tmp_path: Path, pki: Path) -> None:  # noqa: F811
+    prefix = nginx_prefix(tmp_path, pki, NGINX_CONF.read_text(), ["127.0.0.1:5000"], free_port())
     tested = nginx(prefix, "-t")
     assert tested.returncode == 0 and "test is successful" in tested.stderr, tested.stderr
     # The check sees what Debian 12's nginx 1.22 refuses: `http2 on;` is 1.25.1's.
     newer = NGINX_CONF.read_text().replace("listen 443 ssl http2;", "listen 443 ssl;\n    http2 on;")
-    prefix = nginx_prefix(tmp_path / "newer", certs, newer, ["127.0.0.1:5000"], free_port())
+    prefix = nginx_prefix(tmp_path / "newer", pki, newer, ["127.0.0.1:5000"], free_port())
     assert 'unknown directive "http2"' in nginx(prefix, "-t").stderr
 
 
 @pytest.fixture
 def replicas(postgres, moto_endpoint: str, tmp_path: Path) -> Iterator[list[RegistryProcess]]:  # noqa: F811
     """Two registry processes sharing one PostgreSQL database and one S3 bucket, as in the compose file."""
-    database, bucket = postgres.new_database(), new_bucket(moto_endpoint)
-    env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": bucket,
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
-    }
+    database, env = postgres.new_database(), s3_env(moto_endpoint, new_bucket(moto_endpoint))
     started = [RegistryProcess(tmp_path / name, database, env) for name in ("a", "b")]
     yield started
     for process in started:
@@ -105,7 +90,7 @@ def replicas(postgres, moto_endpoint: str, tmp_path: Path) -> Iterator[list[Regi
 
 def test_nginx_in_front_of_two_replicas(
     replicas: list[RegistryProcess],
-    certs: Path,
+    pki: Path,  # noqa: F811
     skopeo,  # noqa: F811
     tmp_path: Path,
 ) -> None:
@@ -113,7 +98,7 @@ def test_nginx_in_front_of_two_replicas(
     for process in replicas:
         process.extra_env["REGISTRY_EXTERNAL_URL"] = f"https://localhost:{port}"
         process.start()
-    prefix = nginx_prefix(tmp_path, certs, NGINX_CONF.read_text(), [r.host for r in replicas], port)
+    prefix = nginx_prefix(tmp_path, pki, NGINX_CONF.read_text(), [r.host for r in replicas], port)
     proxy = subprocess.Popen(
         [
             require_tool("nginx")["nginx"],
@@ -126,9 +111,7 @@ def test_nginx_in_front_of_two_replicas(
         ]
     )
     try:
-        cert_dir = tmp_path / "trust"
-        cert_dir.mkdir()
-        shutil.copy(certs / "ca.crt", cert_dir / "ca.crt")
+        cert_dir = pki / "certs"
         layout = build_busybox_layout(tmp_path / "busybox")
         ref = f"docker://localhost:{port}/team/busybox:1"
         skopeo("copy", "--retry-times", "3", "--dest-cert-dir", str(cert_dir), f"oci:{layout}:1", ref)

@@ -15,16 +15,17 @@ import os
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.auth.conftest import pki  # noqa: F401  (a fixture)
 from tests.e2e.test_docker import Docker, archives  # noqa: F401  (archives: a fixture)
 from tests.e2e.test_docker import docker as docker  # the session's dockerd
-from tests.e2e.test_podman import Podman
-from tests.support.tools import free_port, require_tool, run_registry
+from tests.e2e.test_podman import CONTAINERS_CONF
+from tests.support.tools import ImageTool, free_port, require_tool
 
 pytestmark = pytest.mark.clients
 
@@ -53,21 +54,20 @@ class Container:
     """One `docker run -d` of the image on the host's network, listening on 127.0.0.1:PORT; or with
     `isolated`, with the image's own settings (every interface, port 5000) in an empty network namespace."""
 
-    def __init__(
-        self, engine: Docker, image: str, data: Path, name: str, isolated: bool = False, **env: str
-    ) -> None:
-        self.docker, self.name, self.port = engine, name, free_port()
-        self.env = env if isolated else {"REGISTRY_LISTEN": f"127.0.0.1:{self.port}", **env}
-        self.arguments = [
-            "run", "-d", "--name", name, "--restart=always", "--network", "none" if isolated else "host",
-            "--health-interval=1s", "--health-start-period=1s",  # the image's 30 s, shortened for the test
-            "-v", f"{data}:/var/lib/registry",
-            *(f"--env={key}={value}" for key, value in self.env.items()),
-        ]  # fmt: skip
-        self.image = image
+    def __init__(self, engine: Docker, name: str, isolated: bool) -> None:
+        self.docker, self.name, self.port, self.isolated = engine, name, free_port(), isolated
 
-    def run(self, *mounts: str) -> Container:
-        self.docker(*self.arguments, *mounts, self.image)
+    def run(self, image: str, data: Path, mounts: tuple[str, ...], env: dict[str, str]) -> Container:
+        if not self.isolated:
+            env = {"REGISTRY_LISTEN": f"127.0.0.1:{self.port}", **env}
+        self.docker(
+            "run", "-d", "--name", self.name, "--restart=always",
+            "--network", "none" if self.isolated else "host",
+            "--health-interval=1s", "--health-start-period=1s",  # the image's 30 s, shortened for the test
+            "-v", f"{data}:/var/lib/registry", *mounts,
+            *(f"--env={key}={value}" for key, value in env.items()),
+            image,
+        )  # fmt: skip
         return self
 
     def wait_healthy(self, timeout: float = 60) -> None:
@@ -96,11 +96,27 @@ class Container:
 
 
 @pytest.fixture
-def containers(docker: Docker) -> Iterator[list[Container]]:
+def launch(docker: Docker, image: str) -> Iterator[Callable[..., Container]]:
+    """Start a container of the image on a data folder and wait until its healthcheck passes; every one is
+    removed after the test."""
     started: list[Container] = []
-    yield started
+
+    def start(data: Path, isolated: bool = False, mounts: tuple[str, ...] = (), **env: str) -> Container:
+        container = Container(docker, f"registry-test-{len(started)}-{free_port()}", isolated)
+        started.append(container.run(image, data, mounts, env))
+        container.wait_healthy()
+        return container
+
+    yield start
     for container in started:
         container.remove()
+
+
+def root_owned_folder(tmp_path: Path) -> Path:
+    data = tmp_path / "registry"
+    data.mkdir()
+    assert data.stat().st_uid == 0  # as Docker would create it for `-v /opt/data/registry:...`
+    return data
 
 
 def push_pull_round_trip(engine: Docker, archive: Path, host: str, repository: str) -> str:
@@ -120,16 +136,12 @@ def push_pull_round_trip(engine: Docker, archive: Path, host: str, repository: s
 
 
 def test_seed_command_serves_anonymously_into_a_root_owned_bind_mount(
-    docker: Docker, image: str, containers: list[Container], tmp_path: Path
+    docker: Docker, launch: Callable[..., Container], tmp_path: Path
 ) -> None:
     """The image's own settings (0.0.0.0:5000, no auth) in an empty network namespace, where every
     interface is loopback: it starts, says it serves anonymously, writes the bind mount, stops on time."""
-    data = tmp_path / "registry"
-    data.mkdir()
-    assert data.stat().st_uid == 0  # as Docker would create it for `-v /opt/data/registry:...`
-    registry = Container(docker, image, data, "registry-seed", isolated=True)
-    containers.append(registry.run())
-    registry.wait_healthy()  # /readyz on 127.0.0.1:5000 inside the container
+    data = root_owned_folder(tmp_path)
+    registry = launch(data, isolated=True)  # healthy: /readyz on 127.0.0.1:5000 inside the container
     logs = registry.logs()
     assert "serving 0.0.0.0:5000 without authentication: anyone who can reach it may push" in logs, logs
     # The server runs as `registry` (uid 999), and the bind mount became its own.
@@ -147,54 +159,40 @@ def test_seed_command_serves_anonymously_into_a_root_owned_bind_mount(
 
 def test_push_pull_through_the_container(
     docker: Docker,
-    image: str,
+    launch: Callable[..., Container],
     archives: dict[str, Path],  # noqa: F811
-    containers: list[Container],
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "registry"
-    data.mkdir()
-    registry = Container(docker, image, data, "registry-host")
-    containers.append(registry.run())
-    registry.wait_healthy()
+    data = root_owned_folder(tmp_path)
+    registry = launch(data)
     push_pull_round_trip(docker, archives["busybox"], f"127.0.0.1:{registry.port}", "team/busybox")
     catalog = httpx.get(f"http://127.0.0.1:{registry.port}/v2/_catalog", timeout=10)
     assert catalog.json() == {"repositories": ["team/busybox"]}
     assert registry.stop() < 5
 
     # The data outlived the container: a new one on the same folder serves the image.
-    again = Container(docker, image, data, "registry-host-again")
-    containers.append(again.run())
-    again.wait_healthy()
+    again = launch(data)
     tags = httpx.get(f"http://127.0.0.1:{again.port}/v2/team/busybox/tags/list", timeout=10)
     assert tags.json() == {"name": "team/busybox", "tags": ["1"]}
 
 
 def test_https_with_a_key_only_root_can_read(
     docker: Docker,
-    image: str,
+    launch: Callable[..., Container],
     archives: dict[str, Path],  # noqa: F811
-    containers: list[Container],
+    pki: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    certs = tmp_path / "tls"
-    made = run_registry("cert", "init", "--host", "localhost", "--ip", "127.0.0.1", "--out", str(certs))
-    assert made.returncode == 0, made.stderr
-    assert (certs / "server.key").stat().st_mode & 0o077 == 0  # root's alone, as cert init writes it
-    data = tmp_path / "registry"
-    data.mkdir()
-    registry = Container(
-        docker,
-        image,
-        data,
-        "registry-https",
+
+    assert (pki / "server.key").stat().st_mode & 0o077 == 0  # root's alone, as cert init writes it
+    registry = launch(  # healthy: the healthcheck asks /readyz over HTTPS
+        root_owned_folder(tmp_path),
+        mounts=("-v", f"{pki}:/etc/registry/tls:ro"),
         REGISTRY_TLS_CERT="/etc/registry/tls/server.crt",
         REGISTRY_TLS_KEY="/etc/registry/tls/server.key",
     )
-    containers.append(registry.run("-v", f"{certs}:/etc/registry/tls:ro"))
-    registry.wait_healthy()  # the healthcheck asks /readyz over HTTPS
 
-    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     version = httpx.get(f"https://127.0.0.1:{registry.port}/v2/", verify=context, timeout=10)
     assert version.status_code == 200
     with pytest.raises(httpx.TransportError):
@@ -208,8 +206,22 @@ def test_https_with_a_key_only_root_can_read(
 
 
 def test_buildah_builds_the_same_dockerfile(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # buildah reads the same containers.conf and storage.conf as podman (runc, vfs, a private root).
-    buildah = Podman(require_tool("buildah")["buildah"], tmp_path_factory.mktemp("buildah"))
+    # podman's containers.conf (runc, no cgroups manager, no network), and overlay storage in a private
+    # root: vfs would copy the whole root filesystem at each step, a minute more.
+    root = tmp_path_factory.mktemp("buildah")
+    (root / "containers.conf").write_text(CONTAINERS_CONF.format(root=root))
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
+    )
+    for sub in ("tmp", "xdg"):
+        (root / sub).mkdir()
+    env = {
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+        "TMPDIR": str(root / "tmp"),
+        "XDG_RUNTIME_DIR": str(root / "xdg"),
+    }
+    buildah = ImageTool(require_tool("buildah")["buildah"], root, env)
     build(buildah.env, "buildah", "registry-test:buildah")
     config = json.loads(buildah("inspect", "--type", "image", "registry-test:buildah").stdout)
     docker_config = config["Docker"]["config"]
@@ -217,4 +229,5 @@ def test_buildah_builds_the_same_dockerfile(tmp_path_factory: pytest.TempPathFac
     assert docker_config["Cmd"] == ["registry", "serve"]
     assert docker_config["Healthcheck"]["Test"] == ["CMD", "healthcheck"]
     assert "REGISTRY_ALLOW_ANONYMOUS_REMOTE=true" in docker_config["Env"]
-    buildah("rmi", "--all", "--force", timeout=300)
+    # Leave no overlay mounts behind for the temporary folder's removal.
+    buildah("rm", "--all", timeout=300)
