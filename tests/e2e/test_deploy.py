@@ -187,7 +187,9 @@ def test_compose_config() -> None:
     upstreams = re.findall(r"server (\S+):(\d+);", NGINX_CONF.read_text())
     assert sorted(upstreams) == [("registry-a", "5000"), ("registry-b", "5000")]
     assert "EXPOSE 5000" in DOCKERFILE.read_text()
-    assert services["registry-a"]["environment"]["REGISTRY_STORAGE"] == "s3"
+    # The replicas' settings are valid together (S3 with its bucket, PostgreSQL, token auth).
+    settings = settings_of(services["registry-a"]["environment"])
+    assert settings.storage == "s3" and settings.index_url.startswith("postgresql+asyncpg://")
 
 
 # ------------------------------------------------------------------------------------------- kubernetes
@@ -203,12 +205,25 @@ def test_kubernetes_manifests_match_their_schemas() -> None:
             {**documents[0], "spec": {**documents[0]["spec"], "replica": 2}}, KUBERNETES_VERSION, strict=True
         )
     pod = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    env = {item["name"]: item["value"] for item in pod["containers"][0]["env"] if "value" in item}
+    assert settings_of(env).auth == "token"
     # The image's user: the uid the Dockerfile gives `registry`.
     uid = re.search(r"--uid (\d+)", DOCKERFILE.read_text())
     assert uid and pod["securityContext"]["runAsUser"] == int(uid.group(1))
 
 
 # ---------------------------------------------------------------------------------------------- names
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    """The settings these REGISTRY_* variables make, checked as the server checks them at start."""
+    return Settings().with_overrides(
+        {
+            name.removeprefix("REGISTRY_").lower(): value
+            for name, value in env.items()
+            if name != "REGISTRY_CONFIG"
+        }
+    )
 
 
 def test_deploy_files_name_only_real_settings() -> None:
@@ -225,4 +240,5 @@ def test_deploy_files_name_only_real_settings() -> None:
     config_file = re.search(r"REGISTRY_CONFIG=(\S+)", unit)
     assert config_file and config_file.group(1) in README.read_text()
     assert "REGISTRY_DATA_DIR=/var/lib/registry" in unit and "StateDirectory=registry" in unit
+    settings_of(dict(re.findall(r"^Environment=(REGISTRY_\w+)=(\S+)$", unit, re.M)))
     assert "REGISTRY_DATA_DIR=/var/lib/registry" in DOCKERFILE.read_text()
