@@ -19,6 +19,7 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Dispatcher
+from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
 from registry.limits.rate import RateLimit
 from registry.scrub.background import start_background_scrub
@@ -27,6 +28,7 @@ from registry.storage import BlobStore, FilesystemStore
 
 if TYPE_CHECKING:
     from registry.auth.authority import Authority
+    from registry.events.delivery import DeliveryWorker
     from registry.index.base import UserDirectory
     from registry.observe.exposition import Exposition
 
@@ -69,7 +71,12 @@ class Registry:
 
             users = SQLUserDirectory(settings.index_url)
             auth = Authority.build(settings, users)
-        events = Dispatcher()
+        notifier = None
+        if settings.notifications.endpoints:
+            notifier = Notifier(
+                settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
+            )
+        events = Dispatcher(notifier)
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
@@ -135,6 +142,21 @@ class _ReadOnly:
         await self.app(scope, receive, send)
 
 
+def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
+    """The webhook sender of this process, when some endpoint is configured."""
+    notifier = registry.events.notifier
+    if notifier is None or not notifier.endpoints:
+        return None
+    from registry.events.delivery import DeliveryWorker
+
+    metrics = None
+    if registry.settings.metrics_enabled:
+        from registry.observe.metrics import NotificationMetrics
+
+        metrics = NotificationMetrics()
+    return DeliveryWorker(registry.index.outbox, notifier, metrics)
+
+
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
     interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
@@ -157,10 +179,15 @@ def create_app(settings: Settings) -> Starlette:
         await registry.index.open()
         purger = asyncio.create_task(_purge_uploads(registry))
         scrubber = start_background_scrub(settings, registry.index, registry.store)
+        deliveries = _delivery_worker(registry)
+        if deliveries is not None:
+            deliveries.start()
         try:
             yield
         finally:
             purger.cancel()
+            if deliveries is not None:
+                await deliveries.stop()
             if scrubber is not None:
                 scrubber.cancel()
                 await asyncio.gather(scrubber, return_exceptions=True)

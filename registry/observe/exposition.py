@@ -33,12 +33,25 @@ USAGE_TTL = 30.0
 class _Scrape:
     """One scrape's metrics: the recorded ones, then the storage gauges."""
 
-    def __init__(self, recorded: Collector, usage: Usage | None) -> None:
+    def __init__(
+        self, recorded: Collector, usage: Usage | None, deliveries: dict[tuple[str, str], int] | None
+    ) -> None:
         self.recorded = recorded
         self.usage = usage
+        self.deliveries = deliveries
 
     def collect(self) -> Iterator[Metric]:
         yield from self.recorded.collect()
+        if self.deliveries is not None:
+            owed = GaugeMetricFamily(
+                "registry_notifications_backlog",
+                "Events owed to each webhook endpoint: pending (being sent) or failed (refused by a full "
+                "backlog, waiting for `registry events retry`)",
+                labels=["endpoint", "state"],
+            )
+            for (endpoint, state), count in sorted(self.deliveries.items()):
+                owed.add_metric([endpoint, state], count)
+            yield owed
         if self.usage is None:
             return
         usage = self.usage
@@ -57,25 +70,28 @@ class Exposition:
         if self._htpasswd is not None:
             self._htpasswd.lookup("")  # an unreadable file should stop the start, not the first scrape
         self._usage: Usage | None = None
+        self._deliveries: dict[tuple[str, str], int] | None = None
         self._usage_at = float("-inf")
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._recorded: Collector = MultiProcessCollector(None, directory) if directory else REGISTRY
 
     async def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
-        scrape = _Scrape(self._recorded, await self._storage_usage())
+        await self._storage_usage()
+        scrape = _Scrape(self._recorded, self._usage, self._deliveries)
         return generate_latest(scrape), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
-    async def _storage_usage(self) -> Usage | None:
+    async def _storage_usage(self) -> None:
+        """The gauges read from the index (storage totals, webhook backlogs), at most every USAGE_TTL."""
         if time.monotonic() - self._usage_at >= USAGE_TTL:
             try:
                 self._usage = await self._index.usage()
+                self._deliveries = await self._index.outbox.counts()
             except Exception as error:
                 # The scrape still answers with every other metric; /readyz says what is wrong.
                 log.warning("metrics: storage usage unavailable: %s", error)
-                self._usage = None
+                self._usage = self._deliveries = None
             self._usage_at = time.monotonic()
-        return self._usage
 
     async def allows(self, authorization: str | None) -> bool:
         """Whether a scrape's `Authorization` header passes `metrics_htpasswd` (always, without one)."""

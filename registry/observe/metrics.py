@@ -12,7 +12,7 @@ since `.labels()` takes a lock and builds a tuple on every call.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from registry.events import Event
 
@@ -43,6 +43,33 @@ EVENT_BYTES = Counter(
     "Bytes of the blobs and manifests pushed, mounted and pulled",
     ["target", "action"],
 )
+
+NOTIFICATIONS_SENT = Counter(
+    "registry_notifications_sent", "Events an endpoint accepted (2xx or 3xx)", ["endpoint"]
+)
+NOTIFICATIONS_FAILED = Counter(
+    "registry_notifications_failures", "Attempts to send an event that failed (to be retried)", ["endpoint"]
+)
+# 1 while the endpoint's last `threshold` attempts (in some process) all failed.
+NOTIFICATIONS_FAILING = Gauge(
+    "registry_notifications_endpoint_failing",
+    "1 while an endpoint has failed `threshold` times in a row",
+    ["endpoint"],
+    multiprocess_mode="livemax",
+)
+
+
+class NotificationMetrics:
+    """The delivery worker's counters (registry.events.delivery.DeliveryMetrics)."""
+
+    def sent(self, endpoint: str) -> None:
+        NOTIFICATIONS_SENT.labels(endpoint).inc()
+
+    def failed(self, endpoint: str) -> None:
+        NOTIFICATIONS_FAILED.labels(endpoint).inc()
+
+    def failing(self, endpoint: str, failing: bool) -> None:
+        NOTIFICATIONS_FAILING.labels(endpoint).set(1 if failing else 0)
 
 
 class RequestMetrics:

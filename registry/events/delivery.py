@@ -1,0 +1,155 @@
+"""The delivery worker: a background task in each server process that sends the outbox's events.
+
+Each round claims, per endpoint, the oldest owed event of each repository (outbox claims keep two
+replicas from sending the same one, and event n+1 of a repository from leaving before n), posts each in
+an envelope of its own, and forgets it on a 2xx/3xx answer. Anything else is tried again after a wait
+that doubles from the endpoint's `backoff` up to MAX_BACKOFF: at least once, and in order. After
+`threshold` failures in a row an endpoint is marked failing (a log line and a gauge), as Distribution
+does, and marked healthy again by its next success. Requests never wait for any of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+import httpx
+
+from registry.config import NotificationEndpoint
+from registry.events.envelope import MEDIA_TYPE
+from registry.events.outbox import Notifier, instance_name
+from registry.index import Delivery, Outbox
+
+log = logging.getLogger("registry.events")
+MAX_BACKOFF = 300.0
+# Seconds between looks at the outbox when nothing woke the worker (other replicas' events, retries).
+POLL_INTERVAL = 1.0
+# Repositories whose next event one round sends to one endpoint, at once.
+CLAIM_BATCH = 32
+# A claim outlives the request's timeout by this much; a worker that died holding it is then replaced.
+LEASE_MARGIN = 10.0
+# Seconds between looks at the backlogs (for the log line when one fills).
+BACKLOG_CHECK = 10.0
+
+
+class DeliveryMetrics(Protocol):
+    def sent(self, endpoint: str) -> None: ...
+
+    def failed(self, endpoint: str) -> None: ...
+
+    def failing(self, endpoint: str, failing: bool) -> None: ...
+
+
+def retry_delay(endpoint: NotificationEndpoint, attempts: int) -> float:
+    """The wait after the `attempts`-th failure (1 for the first): backoff, doubled each time, capped."""
+    return min(endpoint.backoff * 2 ** min(attempts - 1, 32), max(MAX_BACKOFF, endpoint.backoff))
+
+
+class DeliveryWorker:
+    def __init__(self, outbox: Outbox, notifier: Notifier, metrics: DeliveryMetrics | None = None) -> None:
+        self._outbox = outbox
+        self._notifier = notifier
+        self._metrics = metrics
+        self._claimant = instance_name()
+        self._failures = {endpoint.name: 0 for endpoint in notifier.endpoints}
+        self._full: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sending, then store the pull events still in memory (a clean stop loses none)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._outbox.record(self._notifier.take_pulls())
+
+    async def _run(self) -> None:
+        endpoints = self._notifier.endpoints
+        idle = min([POLL_INTERVAL, *(endpoint.backoff for endpoint in endpoints)])
+        loop = asyncio.get_running_loop()
+        checked = float("-inf")
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            while True:
+                self._notifier.wake.clear()
+                try:
+                    await self._outbox.record(self._notifier.take_pulls())
+                    rounds = [self._round(client, endpoint) for endpoint in endpoints]
+                    busy = any(await asyncio.gather(*rounds))
+                    if loop.time() - checked >= BACKLOG_CHECK:
+                        checked = loop.time()
+                        await self._check_backlogs()
+                except Exception:
+                    log.exception("notifications: the delivery round failed; trying again")
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._notifier.wake.wait(), idle)
+
+    async def _round(self, client: httpx.AsyncClient, endpoint: NotificationEndpoint) -> bool:
+        """Send what is due to one endpoint; whether there was anything."""
+        lease = endpoint.timeout + LEASE_MARGIN
+        claimed = await self._outbox.claim(endpoint.name, self._claimant, lease, CLAIM_BATCH)
+        await asyncio.gather(*(self._send(client, endpoint, delivery) for delivery in claimed))
+        return bool(claimed)
+
+    async def _send(
+        self, client: httpx.AsyncClient, endpoint: NotificationEndpoint, delivery: Delivery
+    ) -> None:
+        headers = [(name, value) for name, values in endpoint.headers.items() for value in values]
+        headers.append(("Content-Type", MEDIA_TYPE))
+        body = b'{"events":[' + delivery.payload.encode() + b"]}"
+        try:
+            answer = await client.post(endpoint.url, content=body, headers=headers, timeout=endpoint.timeout)
+            error = None if answer.status_code < 400 else f"HTTP {answer.status_code}"
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+        if error is None:
+            await self._outbox.delivered(delivery, self._claimant)
+            self._succeeded(endpoint)
+        else:
+            delay = retry_delay(endpoint, delivery.attempts + 1)
+            await self._outbox.postpone(delivery, self._claimant, error, delay)
+            self._failed(endpoint, error)
+
+    def _succeeded(self, endpoint: NotificationEndpoint) -> None:
+        if self._metrics is not None:
+            self._metrics.sent(endpoint.name)
+        if self._failures[endpoint.name] >= endpoint.threshold:
+            log.info("notifications: endpoint %s answers again", endpoint.name)
+            if self._metrics is not None:
+                self._metrics.failing(endpoint.name, False)
+        self._failures[endpoint.name] = 0
+
+    def _failed(self, endpoint: NotificationEndpoint, error: str) -> None:
+        if self._metrics is not None:
+            self._metrics.failed(endpoint.name)
+        self._failures[endpoint.name] += 1
+        if self._failures[endpoint.name] == endpoint.threshold:
+            log.warning(
+                "notifications: endpoint %s failing (%d failures in a row, last: %s): events wait for it",
+                endpoint.name,
+                endpoint.threshold,
+                error,
+            )
+            if self._metrics is not None:
+                self._metrics.failing(endpoint.name, True)
+
+    async def _check_backlogs(self) -> None:
+        counts = await self._outbox.counts()
+        for endpoint in self._notifier.endpoints:
+            pending = counts.get((endpoint.name, "pending"), 0)
+            if pending >= endpoint.backlog and endpoint.name not in self._full:
+                self._full.add(endpoint.name)
+                log.warning(
+                    "notifications: endpoint %s has a full backlog (%d events): new events are kept as "
+                    "failed; see `registry events list` and retry them once it answers",
+                    endpoint.name,
+                    pending,
+                )
+            elif pending < endpoint.backlog:
+                self._full.discard(endpoint.name)
