@@ -22,6 +22,7 @@ from registry.events import Dispatcher
 from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
 from registry.limits.rate import RateLimit
+from registry.observe.storagecheck import StorageHealth
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
@@ -52,6 +53,8 @@ class Registry:
     auth: Authority | None
     # None with `metrics_enabled: false`: then prometheus_client is never loaded.
     exposition: Exposition | None
+    # The background store check (`health.storagedriver.enabled`), which /readyz then reads.
+    storage_health: StorageHealth | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
@@ -80,9 +83,11 @@ class Registry:
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
-            from registry.observe.metrics import EventMetrics
+            from registry.observe.metrics import EventMetrics, count_token
 
             events.subscribe(EventMetrics())
+            if auth is not None:
+                auth.count_token = count_token
             exposition = Exposition(index, settings.metrics_htpasswd)
         return cls(
             settings=settings,
@@ -96,6 +101,9 @@ class Registry:
             users=users,
             auth=auth,
             exposition=exposition,
+            storage_health=StorageHealth(store.check, settings.health.storagedriver)
+            if settings.health.storagedriver.enabled
+            else None,
         )
 
 
@@ -180,14 +188,15 @@ def create_app(settings: Settings) -> Starlette:
         purger = asyncio.create_task(_purge_uploads(registry))
         scrubber = start_background_scrub(settings, registry.index, registry.store)
         deliveries = _delivery_worker(registry)
-        if deliveries is not None:
-            deliveries.start()
+        background = [task for task in (deliveries, registry.storage_health) if task is not None]
+        for task in background:
+            task.start()
         try:
             yield
         finally:
             purger.cancel()
-            if deliveries is not None:
-                await deliveries.stop()
+            for task in background:
+                await task.stop()
             if scrubber is not None:
                 scrubber.cancel()
                 await asyncio.gather(scrubber, return_exceptions=True)

@@ -35,10 +35,22 @@ async def _failure(check: Callable[[], Awaitable[None]]) -> str | None:
     return None
 
 
+async def _background_storage_failure(request: Request) -> str | None:
+    health = services(request).storage_health
+    assert health is not None
+    return health.failing
+
+
 async def readyz(request: Request) -> Response:
     registry = services(request)
-    parts = {"index": registry.index.check, "storage": registry.store.check}
-    outcomes = await asyncio.gather(*(_failure(check) for check in parts.values()))
+    parts = {
+        "index": _failure(registry.index.check),
+        # With `health.storagedriver` on, what its background checks concluded; else asked now.
+        "storage": _failure(registry.store.check)
+        if registry.storage_health is None
+        else _background_storage_failure(request),
+    }
+    outcomes = await asyncio.gather(*parts.values())
     failing = {name: reason for name, reason in zip(parts, outcomes, strict=True) if reason is not None}
     if failing:
         log.warning("not ready: %s", "; ".join(f"{name}: {reason}" for name, reason in failing.items()))

@@ -57,6 +57,15 @@ NOTIFICATIONS_FAILING = Gauge(
     ["endpoint"],
     multiprocess_mode="livemax",
 )
+TOKENS = Counter(
+    "registry_token_requests",
+    "Requests to the token service by outcome: issued, or refused (credentials, throttled, bad_request)",
+    ["outcome"],
+)
+
+
+def count_token(outcome: str) -> None:
+    TOKENS.labels(outcome).inc()
 
 
 class NotificationMetrics:
