@@ -17,12 +17,12 @@ import logging
 from collections.abc import Callable, Iterable
 
 from registry.events.outbox import Notifier
-from registry.events.types import Event
+from registry.events.types import AnyEvent, Event
 from registry.index import OutboxEntry
 
 log = logging.getLogger("registry.events")
 
-Subscriber = Callable[[Event], None]
+Subscriber = Callable[[AnyEvent], None]
 
 
 class Dispatcher:
@@ -43,9 +43,9 @@ class Dispatcher:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: AnyEvent) -> None:
         for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception:
-                log.exception("event subscriber %r failed on %s %s", subscriber, event.target, event.action)
+                log.exception("event subscriber %r failed on %r", subscriber, event)

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from registry.config import NotificationEndpoint
 from registry.events.envelope import BLOB_MEDIA_TYPE, envelope_event
-from registry.events.types import Action, Event, Target
+from registry.events.types import Action, AnyEvent, Event, Target
 from registry.index import OutboxEntry
 
 log = logging.getLogger("registry.events")
@@ -53,8 +53,10 @@ class Notifier:
                 found.append(OutboxEntry(event.repository, payload, wanted))
         return tuple(found)
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: AnyEvent) -> None:
         """The dispatcher's subscriber: wakes the worker, and keeps pulls for it to store."""
+        if not isinstance(event, Event):
+            return
         self.wake.set()
         if event.action is not Action.PULL:
             return

@@ -65,3 +65,19 @@ class Event:
                 **fields,
             }
         return cls(target, action, repository, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionFinished:
+    """A garbage collector's run ended: what it reclaimed. No webhook carries it (Distribution's envelope
+    has no such event); the metrics subscriber counts it. The collector (registry/lifecycle/) emits it
+    through the same dispatcher as the services' events."""
+
+    blobs: int
+    bytes: int
+    seconds: float
+    timestamp: float = field(default_factory=time.time)
+
+
+# What a dispatcher carries.
+AnyEvent = Event | CollectionFinished

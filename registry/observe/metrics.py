@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from registry.events import Event
+from registry.events import AnyEvent, CollectionFinished
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a manifest GET served from cache (a millisecond) to a large blob's upload (minutes).
@@ -57,6 +57,15 @@ NOTIFICATIONS_FAILING = Gauge(
     ["endpoint"],
     multiprocess_mode="livemax",
 )
+GC_RUNS = Counter("registry_gc_runs", "Garbage collector runs finished")
+GC_BLOBS = Counter("registry_gc_reclaimed_blobs", "Blobs the garbage collector deleted")
+GC_BYTES = Counter("registry_gc_reclaimed_bytes", "Bytes of the blobs the garbage collector deleted")
+GC_SECONDS = Counter("registry_gc_run_seconds", "Time the garbage collector's runs took, in total")
+GC_LAST = Gauge(
+    "registry_gc_last_run_timestamp_seconds",
+    "When the last garbage collector run finished (Unix time)",
+    multiprocess_mode="max",
+)
 TOKENS = Counter(
     "registry_token_requests",
     "Requests to the token service by outcome: issued, or refused (credentials, throttled, bad_request)",
@@ -66,6 +75,14 @@ TOKENS = Counter(
 
 def count_token(outcome: str) -> None:
     TOKENS.labels(outcome).inc()
+
+
+def _count_collection(run: CollectionFinished) -> None:
+    GC_RUNS.inc()
+    GC_BLOBS.inc(run.blobs)
+    GC_BYTES.inc(run.bytes)
+    GC_SECONDS.inc(run.seconds)
+    GC_LAST.set(run.timestamp)
 
 
 class NotificationMetrics:
@@ -111,7 +128,10 @@ class EventMetrics:
     def __init__(self) -> None:
         self._children: dict[tuple[str, str], tuple] = {}
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: AnyEvent) -> None:
+        if isinstance(event, CollectionFinished):
+            _count_collection(event)
+            return
         key = (event.target, event.action)
         children = self._children.get(key)
         if children is None:
