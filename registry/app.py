@@ -84,7 +84,9 @@ class Registry:
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
             from registry.observe.metrics import EventMetrics, count_token
+            from registry.observe.timing import INDEX_SECONDS, STORE_SECONDS, timed
 
+            index, store = timed(index, INDEX_SECONDS), timed(store, STORE_SECONDS)
             events.subscribe(EventMetrics())
             if auth is not None:
                 auth.count_token = count_token
