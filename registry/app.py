@@ -90,7 +90,11 @@ class Registry:
             events.subscribe(EventMetrics())
             if auth is not None:
                 auth.count_token = count_token
-            exposition = Exposition(index, settings.metrics_htpasswd)
+            disk = settings.blob_root if settings.storage == "filesystem" else None
+            endpoints = [
+                endpoint.name for endpoint in settings.notifications.endpoints if not endpoint.disabled
+            ]
+            exposition = Exposition(index, settings.metrics_htpasswd, disk, endpoints)
         return cls(
             settings=settings,
             index=index,
@@ -163,7 +167,7 @@ def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
     if registry.settings.metrics_enabled:
         from registry.observe.metrics import NotificationMetrics
 
-        metrics = NotificationMetrics()
+        metrics = NotificationMetrics(endpoint.name for endpoint in notifier.endpoints)
     return DeliveryWorker(registry.index.outbox, notifier, metrics)
 
 

@@ -12,6 +12,8 @@ since `.labels()` takes a lock and builds a tuple on every call.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from registry.events import AnyEvent, CollectionFinished
@@ -86,7 +88,14 @@ def _count_collection(run: CollectionFinished) -> None:
 
 
 class NotificationMetrics:
-    """The delivery worker's counters (registry.events.delivery.DeliveryMetrics)."""
+    """The delivery worker's counters (registry.events.delivery.DeliveryMetrics), each endpoint's made
+    at start so that dashboards and alerts see 0 rather than nothing."""
+
+    def __init__(self, endpoints: Iterable[str]) -> None:
+        for endpoint in endpoints:
+            NOTIFICATIONS_SENT.labels(endpoint)
+            NOTIFICATIONS_FAILED.labels(endpoint)
+            self.failing(endpoint, False)
 
     def sent(self, endpoint: str) -> None:
         NOTIFICATIONS_SENT.labels(endpoint).inc()
