@@ -527,6 +527,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
+        if kind is Duration:  # its message says how to write one
+            raise ValueError(f"setting {name!r}: {exc}") from None
         raise ValueError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
 
 

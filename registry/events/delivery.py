@@ -17,6 +17,7 @@ from typing import Protocol
 
 import httpx
 
+from registry.background import BackgroundLoop
 from registry.config import NotificationEndpoint
 from registry.events.envelope import MEDIA_TYPE
 from registry.events.outbox import Notifier, instance_name
@@ -47,7 +48,7 @@ def retry_delay(endpoint: NotificationEndpoint, attempts: int) -> float:
     return min(endpoint.backoff * 2 ** min(attempts - 1, 32), max(MAX_BACKOFF, endpoint.backoff))
 
 
-class DeliveryWorker:
+class DeliveryWorker(BackgroundLoop):
     def __init__(self, outbox: Outbox, notifier: Notifier, metrics: DeliveryMetrics | None = None) -> None:
         self._outbox = outbox
         self._notifier = notifier
@@ -55,16 +56,10 @@ class DeliveryWorker:
         self._claimant = instance_name()
         self._failures = {endpoint.name: 0 for endpoint in notifier.endpoints}
         self._full: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         """Stop sending, then store the pull events still in memory (a clean stop loses none)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await super().stop()
         with contextlib.suppress(Exception):
             await self._outbox.record(self._notifier.take_pulls())
 

@@ -12,18 +12,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from registry.background import BackgroundLoop
 from registry.config import StorageDriverCheck
 
 log = logging.getLogger("registry")
 
 
-class StorageHealth:
+class StorageHealth(BackgroundLoop):
     def __init__(self, check: Callable[[], Awaitable[None]], settings: StorageDriverCheck) -> None:
         self._check = check
         self._settings = settings
         self._failures = 0
         self._last_error = ""
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def failing(self) -> str | None:
@@ -31,14 +31,6 @@ class StorageHealth:
         if self._failures < self._settings.threshold:
             return None
         return f"{self._failures} checks failed in a row, the last: {self._last_error}"
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run_once(self) -> None:
         """One check, counted (each interval's; also what the tests drive)."""
