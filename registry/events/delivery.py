@@ -78,8 +78,12 @@ class DeliveryWorker(BackgroundLoop):
                     if loop.time() - checked >= BACKLOG_CHECK:
                         checked = loop.time()
                         await self._check_backlogs()
-                except Exception:
-                    log.exception("notifications: the delivery round failed; trying again")
+                except Exception as error:  # the index unreachable, say: one line, and the next round
+                    log.warning(
+                        "notifications: delivery round failed (%s: %s); trying again",
+                        type(error).__name__,
+                        error,
+                    )
                     busy = False
                 if not busy:
                     with contextlib.suppress(TimeoutError):
