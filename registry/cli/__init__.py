@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, events, gc, images, scrub, serve, users
+from registry.cli import build, cert, containers, events, gc, images, inspect, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(commands)
     cert.register(commands)
     containers.register(commands)
+    inspect.register(commands)
+    build.register(commands)
     return parser
 
 
