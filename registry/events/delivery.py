@@ -1,8 +1,9 @@
 """The delivery worker: a background task in each server process that sends the outbox's events.
 
-Each round claims, per endpoint, the oldest owed event of each repository (outbox claims keep two
-replicas from sending the same one, and event n+1 of a repository from leaving before n), posts each in
-an envelope of its own, and forgets it on a 2xx/3xx answer. Anything else is tried again after a wait
+Each endpoint has a sender of its own (a slow receiver delays only its own events), whose rounds claim
+the oldest owed event of each repository (outbox claims keep two replicas from sending the same one,
+and event n+1 of a repository from leaving before n), post each in an envelope of its own, and forget
+it on a 2xx/3xx answer. Anything else is tried again after a wait
 that doubles from the endpoint's `backoff` up to MAX_BACKOFF: at least once, and in order. After
 `threshold` failures in a row an endpoint is marked failing (a log line and a gauge), as Distribution
 does, and marked healthy again by its next success. Requests never wait for any of it.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Protocol
 
 import httpx
@@ -29,10 +31,10 @@ MAX_BACKOFF = 300.0
 POLL_INTERVAL = 1.0
 # Repositories whose next event one round sends to one endpoint, at once.
 CLAIM_BATCH = 32
-# A claim outlives the request's timeout by this much; a worker that died holding it is then replaced.
-LEASE_MARGIN = 10.0
 # Seconds between looks at the backlogs (for the log line when one fills).
 BACKLOG_CHECK = 10.0
+# A claim outlives the request's timeout by this much; a worker that died holding it is then replaced.
+LEASE_MARGIN = 10.0
 
 
 class DeliveryMetrics(Protocol):
@@ -64,30 +66,47 @@ class DeliveryWorker(BackgroundLoop):
             await self._outbox.record(self._notifier.take_pulls())
 
     async def _run(self) -> None:
-        endpoints = self._notifier.endpoints
-        idle = min([POLL_INTERVAL, *(endpoint.backoff for endpoint in endpoints)])
-        loop = asyncio.get_running_loop()
-        checked = float("-inf")
+        """One sender per endpoint, so a slow receiver holds up only its own events; this task stores
+        the pulls kept in memory each second (a change stores them sooner) and watches the backlogs."""
         async with httpx.AsyncClient(follow_redirects=False) as client:
-            while True:
-                self._notifier.wake.clear()
-                try:
-                    await self._outbox.record(self._notifier.take_pulls())
-                    rounds = [self._round(client, endpoint) for endpoint in endpoints]
-                    busy = any(await asyncio.gather(*rounds))
-                    if loop.time() - checked >= BACKLOG_CHECK:
-                        checked = loop.time()
-                        await self._check_backlogs()
-                except Exception as error:  # the index unreachable, say: one line, and the next round
-                    log.warning(
-                        "notifications: delivery round failed (%s: %s); trying again",
-                        type(error).__name__,
-                        error,
-                    )
-                    busy = False
-                if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._notifier.wake.wait(), idle)
+            senders = [
+                asyncio.create_task(self._sender(client, endpoint)) for endpoint in self._notifier.endpoints
+            ]
+            try:
+                checked = float("-inf")
+                while True:
+                    try:
+                        await self._outbox.record(self._notifier.take_pulls())
+                        if time.monotonic() - checked >= BACKLOG_CHECK:
+                            checked = time.monotonic()
+                            await self._check_backlogs()
+                    except Exception as error:
+                        self._round_failed(error)
+                    await asyncio.sleep(POLL_INTERVAL)
+            finally:
+                for sender in senders:
+                    sender.cancel()
+                await asyncio.gather(*senders, return_exceptions=True)
+
+    async def _sender(self, client: httpx.AsyncClient, endpoint: NotificationEndpoint) -> None:
+        idle = min(POLL_INTERVAL, endpoint.backoff)
+        while True:
+            changed = self._notifier.changed()
+            try:
+                busy = await self._round(client, endpoint)
+            except Exception as error:
+                self._round_failed(error)
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), idle)
+
+    @staticmethod
+    def _round_failed(error: Exception) -> None:
+        # The index unreachable, say: one line, and the next round.
+        log.warning(
+            "notifications: delivery round failed (%s: %s); trying again", type(error).__name__, error
+        )
 
     async def _round(self, client: httpx.AsyncClient, endpoint: NotificationEndpoint) -> bool:
         """Send what is due to one endpoint; whether there was anything."""

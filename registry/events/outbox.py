@@ -37,8 +37,9 @@ class Notifier:
         self._source = {"addr": f"{socket.gethostname()}:{port}", "instanceID": str(uuid.uuid4())}
         self._pulls: list[OutboxEntry] = []
         self.dropped_pulls = 0
-        # Set on every event, so this process's worker sends at once instead of at its next poll.
-        self.wake = asyncio.Event()
+        # Set (and replaced) on every event, so this process's senders send at once instead of at their
+        # next poll: each takes the current one before a round and waits on it after, missing none.
+        self._changed = asyncio.Event()
 
     def entries(self, events: Iterable[Event]) -> tuple[OutboxEntry, ...]:
         """The outbox entries of `events`: one per event some endpoint wants."""
@@ -53,11 +54,16 @@ class Notifier:
                 found.append(OutboxEntry(event.repository, payload, wanted))
         return tuple(found)
 
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change or pull."""
+        return self._changed
+
     def __call__(self, event: AnyEvent) -> None:
-        """The dispatcher's subscriber: wakes the worker, and keeps pulls for it to store."""
+        """The dispatcher's subscriber: wakes the senders, and keeps pulls for them to store."""
         if not isinstance(event, Event):
             return
-        self.wake.set()
+        self._changed.set()
+        self._changed = asyncio.Event()
         if event.action is not Action.PULL:
             return
         if len(self._pulls) >= PULL_BUFFER:

@@ -153,6 +153,45 @@ def test_a_receiver_down_for_a_while_gets_everything_once(
     assert "endpoint r0 failing" in server.log.read_text()
 
 
+def test_a_hanging_receiver_never_holds_up_a_request(
+    make_server: Callable[..., RegistryProcess], receiver: Receiver
+) -> None:
+    receiver.holding = True
+    server = make_server(**endpoint_env(receiver, timeout="60s"))
+    try:
+        with server.client() as client:
+            push_blob(client, "hooks/slow", b"first")
+            receiver.wait_for(lambda _: receiver.held == 1)  # the first event's delivery hangs there
+            body = image_manifest(client, "hooks/slow")
+            assert put_manifest(client, "hooks/slow", "v1", body).status_code == 201
+            assert (
+                client.get("/v2/hooks/slow/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 200
+            )
+        # Every request above was answered while the delivery was still held (and nothing overtook it).
+        assert receiver.held == 1 and receiver.events() == []
+    finally:
+        receiver.release.set()
+    events = receiver.wait_for(lambda got: len(got) >= 5)
+    assert [e["action"] for e in events] == ["push", "push", "push", "push", "pull"]
+
+
+def test_a_hanging_endpoint_does_not_delay_another(
+    make_server: Callable[..., RegistryProcess], receiver: Receiver
+) -> None:
+    stuck = Receiver().start()
+    stuck.holding = True
+    try:
+        server = make_server(**endpoint_env(stuck, receiver, timeout="60s"))
+        with server.client() as client:
+            push_blob(client, "hooks/two", b"for both")
+        stuck.wait_for(lambda _: stuck.held == 1)  # r0's delivery hangs there...
+        receiver.wait_for(lambda got: len(got) == 1)  # ...and r1 gets the event all the same
+        assert stuck.events() == []
+    finally:
+        stuck.release.set()
+        stuck.stop()
+
+
 def test_sigkill_before_delivery_still_delivers_after_restart(
     make_server: Callable[..., RegistryProcess], tmp_path: Path
 ) -> None:

@@ -25,4 +25,4 @@ def test_a_finished_collection_is_counted_and_not_sent() -> None:
     assert _value("registry_gc_reclaimed_bytes_total") == before["registry_gc_reclaimed_bytes_total"] + 4096
     assert _value("registry_gc_last_run_timestamp_seconds") == 1_700_000_000.0
     assert notifier.take_pulls() == []
-    assert not notifier.wake.is_set()
+    assert not notifier.changed().is_set()

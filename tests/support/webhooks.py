@@ -1,5 +1,5 @@
 """A webhook receiver on loopback: a real HTTP server in a thread that records every envelope posted to
-it, and can answer 503 ("down") until told otherwise."""
+it, and can answer 503 ("down") or hold each request unanswered ("held") until told otherwise."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ class Receiver:
         self.headers: list[dict[str, str]] = []
         self.refusals = 0
         self.down = False
+        # While set, each request waits (unanswered) until `release` is set; `held` counts them.
+        self.holding = False
+        self.held = 0
+        self.release = threading.Event()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -33,6 +37,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.holding:
+                    with receiver._lock:
+                        receiver.held += 1
+                    receiver.release.wait()
                 with receiver._lock:
                     if receiver.down:
                         receiver.refusals += 1
