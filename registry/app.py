@@ -20,9 +20,11 @@ from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Dispatcher
 from registry.index import MetadataIndex, SQLIndex
+from registry.lifecycle.guards import Guards
 from registry.limits.rate import RateLimit
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
+from registry.services.repositories import RepositoryService
 from registry.storage import BlobStore, FilesystemStore
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ class Registry:
     events: Dispatcher
     blobs: BlobService
     manifests: ManifestService
+    repositories: RepositoryService
     # Both None when `auth: none`: then not even their modules are loaded, which keeps each worker
     # process about 10 MiB smaller.
     users: UserDirectory | None
@@ -85,7 +88,8 @@ class Registry:
             blobs=BlobService(
                 index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
             ),
-            manifests=ManifestService(index, events),
+            manifests=ManifestService(index, events, Guards(settings.immutable_tags, settings.quotas)),
+            repositories=RepositoryService(index),
             users=users,
             auth=auth,
             exposition=exposition,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, gc, images, scrub, serve, users
+from registry.cli import cert, containers, gc, images, repos, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     gc.register(commands)
     scrub.register(commands)
+    repos.register(commands)
     images.register(commands)
     users.register(commands)
     cert.register(commands)
