@@ -18,6 +18,7 @@ from registry.cli.failures import database_errors, first_line, shown
 from registry.cli.options import add_settings_arguments, settings_from
 from registry.cli.prepare import require_index
 from registry.client.units import human_size
+from registry.lifecycle.settings import is_repository_glob
 from registry.services.repositories import RepositoryService, Usage
 from registry.types import is_valid_name
 
@@ -66,6 +67,8 @@ def _with_repositories(args: argparse.Namespace, work: Callable[[RepositoryServi
 
 
 def _run_du(args: argparse.Namespace) -> int:
+    if not is_repository_glob(args.repository):
+        raise ValueError(f"{args.repository!r} is neither a repository name nor a glob such as 'team/*'")
     usage: Usage = _with_repositories(args, lambda service: service.usage(args.repository))
     if args.json:
         print(json.dumps(usage.as_json(), indent=2))

@@ -18,6 +18,7 @@ _DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?i?b?)", re.IGNORECASE)
+_REPOSITORY_GLOB = re.compile(r"[a-z0-9._/*?-]{1,255}")
 _SIZE_FACTORS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5}
 
 
@@ -63,10 +64,14 @@ def matches_repository(pattern: str, repository: str) -> bool:
     return glob_regex(pattern).fullmatch(repository) is not None
 
 
+def is_repository_glob(pattern: str) -> bool:
+    """What a repository name may hold, with `*` and `?`. Repository names are lower case: an upper-case
+    glob would match nothing (PostgreSQL) or, through SQLite's LIKE, names it does not spell."""
+    return _REPOSITORY_GLOB.fullmatch(pattern) is not None
+
+
 def _check_glob(pattern: str, setting: str) -> None:
-    # Repository names are lower case: an upper-case glob would match nothing (PostgreSQL) or, through
-    # SQLite's LIKE, names it does not spell; either way a mistake.
-    if not pattern or pattern != pattern.lower():
+    if not is_repository_glob(pattern):
         raise ValueError(f"setting {setting!r}: 'repositories' needs a lower-case glob such as 'team/*'")
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.errors import ErrorCode, RegistryError
 from registry.index import MetadataIndex, UsageReport
+from registry.lifecycle.settings import is_repository_glob
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,10 @@ class RepositoryService:
 
     async def usage(self, repositories: str = "*") -> Usage:
         """Usage of the repositories matching a glob (a name matches itself; `team/*` a namespace)."""
+        if not is_repository_glob(repositories):
+            raise RegistryError(
+                ErrorCode.NAME_INVALID, {"repository": repositories}, message="not a repository glob"
+            )
         report = await self.index.usage_report(repositories)
         unreferenced = None
         if repositories == "*":
