@@ -100,6 +100,11 @@ def glob_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+# A test seam: called inside a push's transaction once it has read a namespace's usage, so a test can
+# hold one push there and show that another push cannot read the same usage meanwhile.
+quota_read: Callable[[Quota], None] | None = None
+
+
 def _aware(moment: datetime) -> datetime:
     """SQLite gives times back without their zone; they were written in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -130,6 +135,8 @@ def check_quotas(conn: Connection, quotas: Sequence[Quota], blobs: Sequence[str]
         pattern = glob_like(quota.repositories)
         used = conn.scalar(_NAMESPACE_BYTES, {"pattern": pattern, "extra": []})
         after = conn.scalar(_NAMESPACE_BYTES, {"pattern": pattern, "extra": sorted(set(blobs))})
+        if quota_read is not None:
+            quota_read(quota)
         if after > quota.limit and after > used:
             raise QuotaExceeded(quota, int(used), int(after))
 

@@ -4,13 +4,19 @@ racing for the last room of which exactly one gets it."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import asyncpg
 import pytest
 
+from registry.config import async_database_url
+from registry.index import ManifestPut, ManifestRecord, PutGuard, Quota, QuotaExceeded, SQLIndex, policies
+from registry.index.migrate import upgrade
 from tests.lifecycle.conftest import push_image, rules
-from tests.support.oci import errors, image_manifest, put_manifest, sha256
+from tests.support.oci import OCI_MANIFEST, errors, image_manifest, put_manifest, sha256
 
 KIB = 1024
 
@@ -83,3 +89,83 @@ def test_two_pushes_racing_for_the_last_room_one_gets_it(make_server, namespace:
     with ThreadPoolExecutor(2) as pool:
         statuses = sorted(pool.map(push, bodies))
     assert statuses == [201, 403]
+
+
+def test_on_postgresql_a_second_push_cannot_read_the_usage_until_the_first_commits(
+    postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race made deterministic: push A is held in its transaction right after reading the usage,
+    until push B either waits on the namespace's lock (as it must) or reads the usage too (the race).
+    Each push runs in a thread of its own with an index of its own, as two server processes would."""
+    url = postgres.new_database()
+    upgrade(url)
+    quota = Quota("race/*", 10 * KIB)
+    blobs = {name: f"sha256:{name * 64}" for name in "ab"}
+
+    async def link() -> None:
+        index = SQLIndex(async_database_url(url))
+        await index.open()
+        for name, digest in blobs.items():
+            await index.link_blob(f"race/{name}", digest, 8 * KIB)
+        await index.close()
+
+    asyncio.run(link())
+    a_read, b_read = threading.Event(), threading.Event()
+
+    def held(_quota: Quota) -> None:
+        if threading.current_thread().name == "push-b":
+            b_read.set()
+            return
+        a_read.set()
+        deadline = time.monotonic() + 30
+        while not (b_read.is_set() or _waiting_on_a_lock(url)):
+            assert time.monotonic() < deadline, "push B neither waited on the lock nor read the usage"
+            time.sleep(0.01)
+
+    monkeypatch.setattr(policies, "quota_read", held)
+    outcomes: dict[str, str] = {}
+
+    def push(name: str) -> None:
+        async def run() -> None:
+            index = SQLIndex(async_database_url(url))
+            await index.open()
+            record = ManifestRecord(f"sha256:{name * 63}f", OCI_MANIFEST, 100, payload=b"{}")
+            try:
+                await index.put_manifest(
+                    f"race/{name}", ManifestPut(record, (blobs[name],)), PutGuard(quotas=(quota,))
+                )
+                outcomes[name] = "pushed"
+            except QuotaExceeded:
+                outcomes[name] = "refused"
+            finally:
+                await index.close()
+
+        asyncio.run(run())
+
+    first = threading.Thread(target=push, args=("a",), name="push-a")
+    first.start()
+    assert a_read.wait(30)
+    second = threading.Thread(target=push, args=("b",), name="push-b")
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert outcomes == {"a": "pushed", "b": "refused"}
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    """Whether a session waits on an advisory lock (asked from a thread of its own: the caller is inside
+    a push's event loop)."""
+
+    async def ask() -> bool:
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return bool(
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+            )
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(ask())).result()
