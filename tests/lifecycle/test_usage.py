@@ -87,3 +87,18 @@ def test_the_admin_endpoint_wants_an_administrator(own_database: str, tmp_path: 
         assert response.json()["total"] == {"blobs": 0, "bytes": 0}
     finally:
         server.stop()
+
+    # Token mode: a token the registry issued names the user, whose groups decide.
+    server = RegistryProcess(tmp_path / "data", own_database, {"REGISTRY_AUTH": "token"}).start()
+    try:
+        for name, status in (("root", 200), ("dev", 403)):
+            issued = httpx.get(
+                server.url + "/auth/token", params={"service": "registry"}, auth=(name, f"{name}-password-1")
+            )
+            assert issued.status_code == 200, issued.text
+            bearer = {"Authorization": "Bearer " + issued.json()["token"]}
+            assert httpx.get(server.url + "/admin/usage", headers=bearer).status_code == status
+        forged = {"Authorization": "Bearer not.a.token"}
+        assert httpx.get(server.url + "/admin/usage", headers=forged).status_code == 401
+    finally:
+        server.stop()
