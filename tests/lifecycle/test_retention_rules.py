@@ -3,6 +3,7 @@ hand-made listings and, for its invariants, on listings hypothesis makes up."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,8 +163,6 @@ def _listings(draw):
 @settings(max_examples=300, deadline=None)
 @given(_listings())
 def test_what_a_rule_keeps_stays(listing) -> None:
-    import re
-
     tags, manifests, rule, fixed_pattern = listing
 
     def fixed(tag: str) -> bool:
