@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from registry.lifecycle.settings import (
     RetentionSettings,
 )
 from tests.lifecycle.conftest import opened_index, push_image, rules
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, put_manifest, sha256
 from tests.support.server import RegistryProcess
 from tests.support.tools import run_registry
 
@@ -122,3 +124,41 @@ def test_a_bad_rule_stops_the_command_with_one_line(tmp_path: Path) -> None:
         "registry: setting 'retention.rules[a/*]': keep_tags '(' is not a regular"
     )
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_untagged_index_goes_before_its_children_and_a_kept_index_keeps_them(
+    make_server, repo: str
+) -> None:
+    server = make_server()
+    with server.client() as client:
+        child = push_image(client, repo, "child", "child")
+        kept_child = push_image(client, repo, "kept-child", "kept-child")
+        for tag in ("child", "kept-child"):  # untagged: only the indexes below keep them
+            assert client.delete(f"/v2/{repo}/manifests/{tag}").status_code == 202
+        manifests = {}
+        for name, digest in (("old-index", child), ("kept-index", kept_child)):
+            size = len(client.get(f"/v2/{repo}/manifests/{digest}").content)
+            body = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_INDEX,
+                    "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": size}],
+                }
+            ).encode()
+            assert put_manifest(client, repo, name, body, OCI_INDEX).status_code == 201
+            manifests[name] = sha256(body)
+        assert client.delete(f"/v2/{repo}/manifests/old-index").status_code == 202
+    settings = _settings(repo, delete_untagged_after="1h")
+
+    async def plan_then_apply():
+        async with opened_index(server) as index:
+            plan = await plan_retention(index, settings, now=datetime.now(UTC) + timedelta(hours=2))
+            return plan, await apply_retention(index, plan)
+
+    plan, applied = asyncio.run(plan_then_apply())
+    assert [removal.digest for removal in plan.repositories[0].manifests] == [manifests["old-index"], child]
+    assert (applied.tags, applied.manifests) == (0, 2)
+    with server.client() as client:
+        assert client.get(f"/v2/{repo}/manifests/{child}").status_code == 404
+        assert client.get(f"/v2/{repo}/manifests/{kept_child}").status_code == 200
+        assert client.get(f"/v2/{repo}/manifests/kept-index").status_code == 200
