@@ -73,6 +73,7 @@ class Registry:
             users = SQLUserDirectory(settings.index_url)
             auth = Authority.build(settings, users)
         events = Dispatcher()
+        guards = Guards(index, settings.immutable_tags, settings.quotas)
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
@@ -86,9 +87,9 @@ class Registry:
             store=store,
             events=events,
             blobs=BlobService(
-                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
+                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository, guards
             ),
-            manifests=ManifestService(index, events, Guards(settings.immutable_tags, settings.quotas)),
+            manifests=ManifestService(index, events, guards),
             repositories=RepositoryService(index),
             users=users,
             auth=auth,

@@ -284,6 +284,10 @@ class MetadataIndex(Protocol):
         changed since. Returns how many tags and manifests went."""
         ...
 
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        """The bytes a quota's namespace uses, and whether `digest` counts among them already."""
+        ...
+
     async def usage_report(self, repositories: str) -> UsageReport:
         """Bytes referenced by the repositories matching a glob (`*`: all)."""
         ...

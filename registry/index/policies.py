@@ -48,6 +48,13 @@ _NAMESPACE_BYTES = select(func.coalesce(func.sum(Blob.size), 0)).where(
 USAGE_TOTAL = select(func.count(Blob.digest), func.coalesce(func.sum(Blob.size), 0)).where(
     Blob.digest.in_(_NAMESPACE_DIGESTS)
 )
+COUNTED = (
+    select(func.count())
+    .select_from(ManifestReference)
+    .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(ManifestReference.digest == bindparam("digest"), _IN_NAMESPACE)
+)
 USAGE_PER_REPOSITORY = (
     select(Repository.name, func.count(Blob.digest), func.coalesce(func.sum(Blob.size), 0))
     .select_from(Repository)

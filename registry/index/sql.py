@@ -660,6 +660,12 @@ class SQLIndex:
             return 0, 0
         return policies.remove_retained(conn, self._writes, repo_id, tags, manifests)
 
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        pattern = policies.glob_like(repositories)
+        used = (await self._rows(policies.USAGE_TOTAL, pattern=pattern))[0][1]
+        counted = (await self._rows(policies.COUNTED, pattern=pattern, digest=digest))[0][0]
+        return int(used), bool(counted)
+
     async def usage_report(self, repositories: str) -> UsageReport:
         pattern = policies.glob_like(repositories)
         rows = await self._rows(policies.USAGE_PER_REPOSITORY, pattern=pattern)

@@ -1,19 +1,31 @@
 """Immutable tags and quotas at the manifest push and delete: what the index must check in the change's
-own transaction, and the spec-format refusal (403 DENIED, naming the rule) when it says no."""
+own transaction, and the spec-format refusal (403 DENIED, naming the rule) when it says no. Also the
+early quota check of a blob upload whose size and digest are known before its bytes are read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from registry.errors import ErrorCode, RegistryError
-from registry.index import PutGuard, Quota, QuotaExceeded, TagFixed
+from registry.index import MetadataIndex, PutGuard, Quota, QuotaExceeded, TagFixed
 from registry.lifecycle.settings import ImmutableTagRule, ImmutableTagSettings, QuotaSettings
 
 
 class Guards:
-    def __init__(self, immutable: ImmutableTagSettings, quotas: QuotaSettings) -> None:
+    def __init__(self, index: MetadataIndex, immutable: ImmutableTagSettings, quotas: QuotaSettings) -> None:
+        self.index = index
         self.immutable = immutable
         self.quotas = quotas
+
+    async def check_blob(self, repository: str, digest: str, size: int) -> None:
+        """Refuse, before its bytes are read, a blob no manifest could reference without going over a
+        quota: new to the namespace and too large for the room left. Only a hint of the refusal the
+        manifest push would give (that one is exact); a blob already counted is always let through."""
+        for rule in self.quotas.rules_for(repository):
+            quota = Quota(rule.repositories, rule.limit_bytes)
+            used, counted = await self.index.quota_usage(quota.repositories, digest)
+            if not counted and used + size > quota.limit:
+                raise self.refusal(repository, QuotaExceeded(quota, used, used + size))
 
     def for_put(self, repository: str, tags: tuple[str, ...] | list[str]) -> PutGuard | None:
         """What a push of these tags into `repository` must respect; None when no rule applies."""

@@ -37,8 +37,9 @@ def test_a_push_over_the_quota_is_refused_and_records_nothing(make_server, names
         push_image(client, f"{namespace}/a", "1", "a", layers=[base])
         # The same base in another repository of the namespace counts once.
         push_image(client, f"{namespace}/b", "1", "b", layers=[base])
+        # Each new layer fits in the room left (so its upload passes), both together do not.
         body = image_manifest(
-            client, f"{namespace}/b", layers=[base, b"t" * (5 * KIB)], config=_config("big")
+            client, f"{namespace}/b", layers=[base, b"t" * (2 * KIB), b"u" * (3 * KIB)], config=_config("big")
         )
         response = put_manifest(client, f"{namespace}/b", "2", body)
         assert response.status_code == 403, response.text
@@ -54,6 +55,43 @@ def test_a_push_over_the_quota_is_refused_and_records_nothing(make_server, names
         push_image(client, f"{namespace}/b", "3", "c", layers=[base, b"s" * KIB])
         # Outside the namespace there is no limit.
         push_image(client, namespace + "-other", "1", "x", layers=[b"x" * (20 * KIB)])
+
+
+def test_a_blob_too_large_for_the_room_left_is_refused_at_its_upload(make_server, namespace: str) -> None:
+    server = make_server(**rules(quotas=[{"repositories": namespace + "/*", "limit": "10KiB"}]))
+    with server.client() as client:
+        base = b"b" * (6 * KIB)
+        push_image(client, f"{namespace}/a", "1", "a", layers=[base])
+        big = b"x" * (5 * KIB)
+        refused = client.post(
+            f"/v2/{namespace}/b/blobs/uploads/", params={"digest": sha256(big)}, content=big
+        )
+        assert refused.status_code == 403, refused.text
+        assert errors(refused) == ["DENIED"]
+        detail = refused.json()["errors"][0]["detail"]
+        assert (detail["limit"], detail["needed"] - detail["used"]) == (10 * KIB, 5 * KIB)
+        assert client.head(f"/v2/{namespace}/b/blobs/{sha256(big)}").status_code == 404
+        # A blob the namespace counts already takes no room: it is let through.
+        assert (
+            client.post(
+                f"/v2/{namespace}/b/blobs/uploads/", params={"digest": sha256(base)}, content=base
+            ).status_code
+            == 201
+        )
+        # In a session the chunks go in (no digest yet), the finishing PUT is refused before the blob is kept.
+        location = client.post(f"/v2/{namespace}/b/blobs/uploads/").headers["Location"]
+        assert client.patch(location, content=big).status_code == 202
+        finished = client.put(location, params={"digest": sha256(big)})
+        assert finished.status_code == 403
+        assert errors(finished) == ["DENIED"]
+        assert client.head(f"/v2/{namespace}/b/blobs/{sha256(big)}").status_code == 404
+        small = b"s" * KIB
+        assert (
+            client.post(
+                f"/v2/{namespace}/b/blobs/uploads/", params={"digest": sha256(small)}, content=small
+            ).status_code
+            == 201
+        )
 
 
 def test_a_push_adding_no_blob_passes_even_over_a_lowered_limit(make_server, namespace: str) -> None:
