@@ -60,7 +60,7 @@ def _with_repositories(args: argparse.Namespace, work: Callable[[RepositoryServi
 
     try:
         return asyncio.run(run())
-    except database_errors() as error:
+    except (OSError, *database_errors()) as error:  # OSError: a PostgreSQL server that does not answer
         raise ValueError(
             f"cannot use the index at {shown(settings.index_url)}: {first_line(error)}"
         ) from error
