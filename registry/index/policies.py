@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select
 
 from registry.index.base import (
     ManifestState,
@@ -37,13 +37,19 @@ _REFERENCED = (
     .distinct()
     .subquery()
 )
+# Every blob the manifests of the namespace's repositories reference (a digest may come more than once:
+# IN takes each once, and costs less than a DISTINCT here).
 _NAMESPACE_DIGESTS = (
-    select(_REFERENCED.c.digest)
-    .join(Repository, Repository.id == _REFERENCED.c.repository_id)
-    .where(_IN_NAMESPACE)
+    select(ManifestReference.digest)
+    .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(ManifestReference.is_manifest.is_(False), _IN_NAMESPACE)
 )
-_NAMESPACE_BYTES = select(func.coalesce(func.sum(Blob.size), 0)).where(
-    or_(Blob.digest.in_(_NAMESPACE_DIGESTS), Blob.digest.in_(bindparam("extra", expanding=True)))
+_NAMESPACE_BYTES = select(func.coalesce(func.sum(Blob.size), 0)).where(Blob.digest.in_(_NAMESPACE_DIGESTS))
+# Of these blobs, the bytes of those the namespace does not count yet: indexed lookups by digest.
+_NEW_BYTES = select(func.coalesce(func.sum(Blob.size), 0)).where(
+    Blob.digest.in_(bindparam("digests", expanding=True)),
+    ~exists(_NAMESPACE_DIGESTS.where(ManifestReference.digest == Blob.digest)),
 )
 USAGE_TOTAL = select(func.count(Blob.digest), func.coalesce(func.sum(Blob.size), 0)).where(
     Blob.digest.in_(_NAMESPACE_DIGESTS)
@@ -132,20 +138,23 @@ def check_quotas(conn: Connection, quotas: Sequence[Quota], blobs: Sequence[str]
     On PostgreSQL each namespace is locked first (a transaction-scoped advisory lock, in name order so
     two pushes cannot deadlock), so pushes into one namespace are checked one after the other; SQLite's
     write transactions are serialised already. A push that adds nothing new is let through even over
-    the limit (a lowered limit must not stop re-tagging).
+    the limit (a lowered limit must not stop re-tagging), without summing the namespace's usage.
     """
     ordered = sorted(quotas, key=lambda quota: quota.repositories)
     if conn.dialect.name == "postgresql":
         for quota in ordered:
             conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("quota:" + quota.repositories))))
+    digests = sorted(set(blobs))
     for quota in ordered:
         pattern = glob_like(quota.repositories)
-        used = conn.scalar(_NAMESPACE_BYTES, {"pattern": pattern, "extra": []})
-        after = conn.scalar(_NAMESPACE_BYTES, {"pattern": pattern, "extra": sorted(set(blobs))})
+        new = conn.scalar(_NEW_BYTES, {"pattern": pattern, "digests": digests}) if digests else 0
+        if not new:
+            continue  # only the sum over the whole namespace costs: skipped when nothing is added
+        used = conn.scalar(_NAMESPACE_BYTES, {"pattern": pattern})
         if quota_read is not None:
             quota_read(quota)
-        if after > quota.limit and after > used:
-            raise QuotaExceeded(quota, int(used), int(after))
+        if used + new > quota.limit:
+            raise QuotaExceeded(quota, int(used), int(used + new))
 
 
 def check_deletable(
