@@ -21,10 +21,12 @@ from registry.errors import ErrorCode, RegistryError
 from registry.events import Dispatcher
 from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
+from registry.lifecycle.guards import Guards
 from registry.limits.rate import RateLimit
 from registry.observe.storagecheck import StorageHealth
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
+from registry.services.repositories import RepositoryService
 from registry.storage import BlobStore, FilesystemStore
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Registry:
     events: Dispatcher
     blobs: BlobService
     manifests: ManifestService
+    repositories: RepositoryService
     # Both None when `auth: none`: then not even their modules are loaded, which keeps each worker
     # process about 10 MiB smaller.
     users: UserDirectory | None
@@ -80,6 +83,7 @@ class Registry:
                 settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
             )
         events = Dispatcher(notifier)
+        guards = Guards(index, settings.immutable_tags, settings.quotas)
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
@@ -101,9 +105,10 @@ class Registry:
             store=store,
             events=events,
             blobs=BlobService(
-                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
+                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository, guards
             ),
-            manifests=ManifestService(index, events),
+            manifests=ManifestService(index, events, guards),
+            repositories=RepositoryService(index),
             users=users,
             auth=auth,
             exposition=exposition,

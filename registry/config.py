@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from registry.lifecycle.settings import ImmutableTagSettings, QuotaSettings, RetentionSettings
+
 ENV_PREFIX = "REGISTRY_"
 AUTH_MODES = ("none", "basic", "token")
 LOG_FORMATTERS = ("text", "json")
@@ -356,6 +358,11 @@ class Settings:
     # Webhooks (Distribution's `notifications`) and the background store check (its `health`).
     notifications: NotificationSettings = NotificationSettings()
     health: HealthSettings = HealthSettings()
+    # Storage lifecycle (registry/lifecycle/settings.py): which tags and untagged manifests retention
+    # deletes, how many bytes a namespace may hold, which tags may never move.
+    retention: RetentionSettings = dataclasses.field(default_factory=RetentionSettings)
+    quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
+    immutable_tags: ImmutableTagSettings = dataclasses.field(default_factory=ImmutableTagSettings)
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import build, cert, containers, events, gc, images, inspect, scrub, serve, users
+from registry.cli import build, cert, containers, events, gc, images, inspect, repos, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.register(commands)
     scrub.register(commands)
     events.register(commands)
+    repos.register(commands)
     images.register(commands)
     users.register(commands)
     cert.register(commands)

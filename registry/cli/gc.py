@@ -10,6 +10,7 @@ from typing import Any
 
 from registry.cli.options import add_settings_arguments, settings_from
 from registry.cli.prepare import prepare, require_blob_store
+from registry.cli.retention import run_retention
 
 _DURATION = re.compile(r"(?:[0-9]{1,9}[smhd])+")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,6 +53,7 @@ def run_gc(args: argparse.Namespace) -> int:
     async def collect() -> None:
         await registry.index.open()
         try:
+            await run_retention(registry.index, settings, args.dry_run)
             collected = await collect_garbage(registry.index, registry.store, grace, args.dry_run)
         finally:
             await registry.index.close()

@@ -6,7 +6,7 @@ whole change or none of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -121,6 +121,81 @@ class Outbox(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A storage limit a manifest push must respect: the bytes of the blobs referenced by the manifests
+    of every repository matching the glob `repositories`, each blob once."""
+
+    repositories: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutGuard:
+    """What a manifest push may not do, checked in the transaction that records it, so that two
+    pushes at once cannot both slip past: move one of `fixed_tags` to another manifest, or go over one
+    of `quotas`."""
+
+    fixed_tags: frozenset[str] = frozenset()
+    quotas: tuple[Quota, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagState:
+    """A tag as retention sees it: its manifest and when it was last pushed or moved."""
+
+    name: str
+    digest: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestState:
+    """A manifest as retention sees it: when it was pushed, the manifest it refers to (a referrer's
+    subject) and the manifests it lists (an index's children)."""
+
+    digest: str
+    created_at: datetime
+    subject: str | None = None
+    children: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    name: str
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Bytes of the blobs the manifests reference, per repository and in total (a blob shared between
+    repositories counted once in the total), as `docker system df` counts shared layers."""
+
+    repositories: list[RepositoryUsage]
+    blobs: int
+    bytes: int
+
+
+class TagFixed(Exception):
+    """A change would move or delete an immutable tag; nothing was changed."""
+
+    def __init__(self, tag: str, digest: str) -> None:
+        super().__init__(f"tag {tag} is immutable")
+        self.tag = tag
+        self.digest = digest
+
+
+class QuotaExceeded(Exception):
+    """A manifest push would take a namespace over its quota; nothing was recorded."""
+
+    def __init__(self, quota: Quota, used: int, after: int) -> None:
+        super().__init__(f"quota of {quota.repositories} exceeded")
+        self.quota = quota
+        self.used = used
+        self.after = after
+
+
 class MissingReferences(Exception):
     def __init__(self, blobs: Sequence[str], manifests: Sequence[str]) -> None:
         super().__init__("manifest references unknown content")
@@ -215,14 +290,26 @@ class MetadataIndex(Protocol):
         ...
 
     async def put_manifest(
-        self, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry] = ()
+        self,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None = None,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        """Record a manifest (and its tags); raises MissingReferences, recording nothing, if it dangles."""
+        """Record a manifest (and its tags); raises MissingReferences if it dangles, TagFixed or
+        QuotaExceeded if the guard forbids it, recording nothing."""
         ...
 
     async def delete_manifest(
-        self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
-    ) -> bool: ...
+        self,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> bool:
+        """Delete a manifest and its tags; raises TagFixed, deleting nothing, if `fixed` says one of
+        its tags is immutable."""
+        ...
 
     async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool: ...
 
@@ -270,6 +357,34 @@ class MetadataIndex(Protocol):
         ...
 
     async def manifest_tags(self, repository: str, digest: str) -> list[str]: ...
+
+    # Lifecycle: retention, usage, repository deletion.
+
+    async def retention_state(self, repository: str) -> tuple[list[TagState], list[ManifestState]]:
+        """A repository's tags and manifests with their times, for retention to choose from."""
+        ...
+
+    async def remove_retained(
+        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        """Delete, in one transaction, each (tag, digest) still on that digest and each manifest, in
+        order, still untagged and listed by no other manifest: what retention chose, minus what
+        changed since. Returns how many tags and manifests went."""
+        ...
+
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        """The bytes a quota's namespace uses, and whether `digest` counts among them already."""
+        ...
+
+    async def usage_report(self, repositories: str) -> UsageReport:
+        """Bytes referenced by the repositories matching a glob (`*`: all)."""
+        ...
+
+    async def delete_repository(self, repository: str) -> bool:
+        """Delete a repository's tags, manifests and blob links, and the repository, in one
+        transaction; the blobs' bytes are left to the collector. False when there is no such
+        repository."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,14 +28,19 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
+from registry.index import policies
 from registry.index.base import (
     ManifestPut,
     ManifestRecord,
+    ManifestState,
     MissingReferences,
     OutboxEntry,
+    PutGuard,
     StoredManifest,
+    TagState,
     UploadBusy,
     Usage,
+    UsageReport,
 )
 from registry.index.models import (
     Blob,
@@ -528,12 +533,21 @@ class SQLIndex:
         return ManifestRecord(*row) if row else None
 
     async def put_manifest(
-        self, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry] = ()
+        self,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None = None,
+        outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        await self._transaction(self._put_manifest, repository, put, outbox)
+        await self._transaction(self._put_manifest, repository, put, guard, outbox)
 
     def _put_manifest(
-        self, conn: Connection, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry]
+        self,
+        conn: Connection,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None,
+        outbox: Sequence[OutboxEntry],
     ) -> None:
         record, writes = put.record, self._writes
         repo_id = self._repository_id(conn, repository, create=True)
@@ -541,6 +555,10 @@ class SQLIndex:
         missing_manifests = _missing(conn, writes.present_manifests, repo_id, put.manifests)
         if missing_blobs or missing_manifests:
             raise MissingReferences(missing_blobs, missing_manifests)
+        if guard is not None:
+            assert repo_id is not None
+            policies.check_fixed_tags(conn, repo_id, guard.fixed_tags & set(put.tags), record.digest)
+            policies.check_quotas(conn, guard.quotas, put.blobs)
         values = {
             "repository_id": repo_id,
             "digest": record.digest,
@@ -563,11 +581,22 @@ class SQLIndex:
             conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
         write_entries(conn, outbox)
 
-    async def delete_manifest(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
-        return await self._transaction(self._delete_manifest, repository, digest, outbox)
+    async def delete_manifest(
+        self,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> bool:
+        return await self._transaction(self._delete_manifest, repository, digest, fixed, outbox)
 
     def _delete_manifest(
-        self, conn: Connection, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+        self,
+        conn: Connection,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None,
+        outbox: Sequence[OutboxEntry],
     ) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
@@ -575,13 +604,8 @@ class SQLIndex:
         manifest_id = conn.scalar(self._writes.manifest_id, {"repository_id": repo_id, "digest": digest})
         if manifest_id is None:
             return False
-        # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
-        for statement in (
-            self._writes.delete_tags_of,
-            self._writes.delete_references_of,
-            self._writes.delete_manifest,
-        ):
-            conn.execute(statement, {"manifest_id": manifest_id})
+        policies.check_deletable(conn, manifest_id, fixed, digest)
+        policies.delete_manifest_rows(conn, self._writes, manifest_id)
         return _reported(conn, True, outbox)
 
     async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
@@ -650,6 +674,53 @@ class SQLIndex:
 
     async def manifest_tags(self, repository: str, digest: str) -> list[str]:
         return await self._column(_MANIFEST_TAGS, repository=repository, digest=digest)
+
+    # Lifecycle (registry/index/policies.py)
+
+    async def retention_state(self, repository: str) -> tuple[list[TagState], list[ManifestState]]:
+        # Through the transaction path, not reads.py: the driver must give the times back as datetimes.
+        return await self._transaction(self._retention_state, repository)
+
+    def _retention_state(
+        self, conn: Connection, repository: str
+    ) -> tuple[list[TagState], list[ManifestState]]:
+        repo_id = self._repository_id(conn, repository)
+        return policies.retention_state(conn, repo_id) if repo_id is not None else ([], [])
+
+    async def remove_retained(
+        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        return await self._transaction(self._remove_retained, repository, tags, manifests)
+
+    def _remove_retained(
+        self, conn: Connection, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return 0, 0
+        return policies.remove_retained(conn, self._writes, repo_id, tags, manifests)
+
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        pattern = policies.glob_like(repositories)
+        used = (await self._rows(policies.USAGE_TOTAL, pattern=pattern))[0][1]
+        counted = (await self._rows(policies.COUNTED, pattern=pattern, digest=digest))[0][0]
+        return int(used), bool(counted)
+
+    async def usage_report(self, repositories: str) -> UsageReport:
+        pattern = policies.glob_like(repositories)
+        rows = await self._rows(policies.USAGE_PER_REPOSITORY, pattern=pattern)
+        total = (await self._rows(policies.USAGE_TOTAL, pattern=pattern))[0]
+        return policies.usage_report(rows, total)
+
+    async def delete_repository(self, repository: str) -> bool:
+        return await self._transaction(self._delete_repository, repository)
+
+    def _delete_repository(self, conn: Connection, repository: str) -> bool:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return False
+        policies.delete_repository(conn, repo_id)
+        return True
 
 
 def _reported(conn: Connection, changed: bool, outbox: Sequence[OutboxEntry]) -> bool:

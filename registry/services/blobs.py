@@ -19,6 +19,7 @@ from pathlib import Path
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
 from registry.index import MetadataIndex, UploadBusy
+from registry.lifecycle.guards import Guards
 from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
@@ -100,8 +101,12 @@ class BlobService:
         events: Dispatcher,
         upload_expiry: int,
         max_uploads: int = 0,
+        guards: Guards | None = None,
     ) -> None:
         self.index = index
+        # Quotas refuse a blob too large for its namespace before its bytes are read, where its size is
+        # known then (see Guards.check_blob).
+        self.guards = guards
         self.store = store
         self.events = events
         self.upload_expiry = upload_expiry
@@ -252,10 +257,14 @@ class BlobService:
         digest: Digest,
         body: AsyncIterator[bytes],
         content_range: str | None,
+        length: int | None = None,
     ) -> None:
-        """Take the last bytes, verify the digest and publish the blob; the session ends either way, but
-        for a last chunk at the wrong offset, refused (416) before anything is written, as a PATCH's is."""
+        """Take the last bytes (`length` of them, when the request said), verify the digest and publish
+        the blob; the session ends either way, but for a last chunk at the wrong offset, refused (416)
+        before anything is written, as a PATCH's is, or one over a quota (403)."""
         async with self._writing(repository, upload_id) as (claim, writer):
+            if length is not None:
+                await self._check_room(repository, digest, writer.size + length)
             await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
             claim.check()
             try:
@@ -266,8 +275,13 @@ class BlobService:
                 raise
             await self._link_pushed(repository, digest, size, upload_id)
 
-    async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
-        """A monolithic upload: no session is recorded, the store takes the bytes in one go."""
+    async def upload(
+        self, repository: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None
+    ) -> None:
+        """A monolithic upload (`length` bytes, when the request said): no session is recorded, the
+        store takes the bytes in one go."""
+        if length is not None:
+            await self._check_room(repository, digest, length)
         size = await self.store.ingest(body, digest)
         await self._link_pushed(repository, digest, size)
 
@@ -278,6 +292,9 @@ class BlobService:
         pushed = Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size)
         await self.index.link_blob(repository, str(digest), size, upload_id, self.events.outbox([pushed]))
         self.events.emit(pushed)
+    async def _check_room(self, repository: str, digest: Digest, size: int) -> None:
+        if self.guards is not None:
+            await self.guards.check_blob(repository, str(digest), size)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         if not await self.index.upload_exists(upload_id, repository):

@@ -1,0 +1,1 @@
+"""Storage lifecycle: what may be kept (retention, quotas, immutable tags) and what goes."""
