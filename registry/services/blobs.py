@@ -292,6 +292,7 @@ class BlobService:
         pushed = Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size)
         await self.index.link_blob(repository, str(digest), size, upload_id, self.events.outbox([pushed]))
         self.events.emit(pushed)
+
     async def _check_room(self, repository: str, digest: Digest, size: int) -> None:
         if self.guards is not None:
             await self.guards.check_blob(repository, str(digest), size)
