@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, gc, images, scrub, serve, users
+from registry.cli import cert, config, containers, gc, images, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.register(commands)
     users.register(commands)
     cert.register(commands)
+    config.register(commands)
     containers.register(commands)
     return parser
 
