@@ -55,7 +55,7 @@ class Registry:
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
         store: BlobStore
-        if settings.storage == "s3":
+        if settings.storage.kind == "s3":
             # Imported only here: workers on the filesystem store never load boto3.
             from registry.storage.s3 import S3Store
 
@@ -63,7 +63,7 @@ class Registry:
         else:
             store = FilesystemStore(settings.blob_root)
         users = auth = None
-        if settings.auth != "none":
+        if settings.auth.kind != "none":
             from registry.auth.authority import Authority
             from registry.index.users import SQLUserDirectory
 
@@ -71,19 +71,23 @@ class Registry:
             auth = Authority.build(settings, users)
         events = Dispatcher()
         exposition = None
-        if settings.metrics_enabled:
+        if settings.http.debug.prometheus.enabled:
             from registry.observe.exposition import Exposition
             from registry.observe.metrics import EventMetrics
 
             events.subscribe(EventMetrics())
-            exposition = Exposition(index, settings.metrics_htpasswd)
+            exposition = Exposition(index, settings.metrics.htpasswd)
         return cls(
             settings=settings,
             index=index,
             store=store,
             events=events,
             blobs=BlobService(
-                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
+                index,
+                store,
+                events,
+                settings.storage.maintenance.uploadpurging.age,
+                settings.limits.max_uploads_per_repository,
             ),
             manifests=ManifestService(index, events),
             users=users,
@@ -137,7 +141,7 @@ class _ReadOnly:
 
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
-    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
+    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.storage.maintenance.uploadpurging.age / 4))
     while True:
         try:
             purged = await registry.blobs.purge_expired()
@@ -155,12 +159,14 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await registry.index.open()
-        purger = asyncio.create_task(_purge_uploads(registry))
+        purging = settings.storage.maintenance.uploadpurging.enabled
+        purger = asyncio.create_task(_purge_uploads(registry)) if purging else None
         scrubber = start_background_scrub(settings, registry.index, registry.store)
         try:
             yield
         finally:
-            purger.cancel()
+            if purger is not None:
+                purger.cancel()
             if scrubber is not None:
                 scrubber.cancel()
                 await asyncio.gather(scrubber, return_exceptions=True)
@@ -183,16 +189,16 @@ def create_app(settings: Settings) -> Starlette:
         from registry.auth.middleware import AuthMiddleware
 
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
-    if settings.read_only:
+    if settings.storage.maintenance.readonly.enabled:
         app.add_middleware(_ReadOnly)
     # Every failure the layers above did not answer, their 500s included, still gets the version header.
     app.add_middleware(FailureBoundary)
-    if settings.rate_limit:
+    if settings.limits.rate:
         # Outside auth: failed logins count against the rate too.
         app.add_middleware(
             RateLimit,
-            rate=settings.rate_limit,
-            burst=settings.rate_limit_burst,
+            rate=settings.limits.rate,
+            burst=settings.limits.burst,
             trusted_proxies=settings.trusted_proxy_addresses,
         )
     app.add_middleware(_VersionHeader)

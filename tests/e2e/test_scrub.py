@@ -162,7 +162,7 @@ def test_operator_mistakes_are_one_line(tmp_path: Path, flags: list[str], messag
 
 def test_the_server_scrubs_in_the_background(tmp_path: Path, own_database: str) -> None:
     data_dir = tmp_path / "data"
-    env = {"REGISTRY_SCRUB_INTERVAL": "0.5", "REGISTRY_SCRUB_RATE": "1000000", "REGISTRY_WORKERS": "2"}
+    env = {"REGISTRY_SCRUB_INTERVAL": "0.5", "REGISTRY_SCRUB_RATE": "1000000", "REGISTRY_SERVER_WORKERS": "2"}
     server = RegistryProcess(data_dir, own_database, env).start()
     try:
         with server.client() as client:

@@ -73,12 +73,11 @@ def start_store_server(
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = new_bucket(endpoint)
         env |= {
-            "REGISTRY_STORAGE": "s3",
-            "REGISTRY_S3_BUCKET": bucket,
-            "REGISTRY_S3_ENDPOINT_URL": endpoint,
-            "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-            "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-            "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+            "REGISTRY_STORAGE_S3_BUCKET": bucket,
+            "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint,
+            "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+            "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+            "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
         }
         return StoreServer(make_server(**env), "s3", bucket, endpoint)
 
@@ -114,7 +113,7 @@ def _served_digest(client: httpx.Client, repo: str, digest: str) -> str | None:
 def test_concurrent_patches_on_one_session_never_publish_wrong_bytes(
     start_store_server: Callable[..., StoreServer], workers: str
 ) -> None:
-    server = start_store_server(REGISTRY_WORKERS=workers)
+    server = start_store_server(REGISTRY_SERVER_WORKERS=workers)
     repo = "hammer/one-session"
     for round_number in range(HAMMER_ROUNDS):
         writers = (2, 4, 8)[round_number % 3]

@@ -26,12 +26,11 @@ def bucket(moto_endpoint: str) -> str:
 @pytest.fixture
 def s3_server(moto_endpoint: str, bucket: str, tmp_path: Path) -> Iterator[RegistryProcess]:
     env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": bucket,
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+        "REGISTRY_STORAGE_S3_BUCKET": bucket,
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": moto_endpoint,
+        "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+        "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
     }
     process = RegistryProcess(tmp_path / "data", "", env).start()
     yield process

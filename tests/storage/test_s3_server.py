@@ -14,12 +14,11 @@ MiB = 1024 * 1024
 
 def test_servers_share_a_bucket(moto_endpoint: str, tmp_path: Path) -> None:
     env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": new_bucket(moto_endpoint),
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+        "REGISTRY_STORAGE_S3_BUCKET": new_bucket(moto_endpoint),
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": moto_endpoint,
+        "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+        "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
     }
     database = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
     first = RegistryProcess(tmp_path / "one", database, env).start()

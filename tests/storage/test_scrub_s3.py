@@ -14,13 +14,12 @@ from tests.support.server import RegistryProcess
 def test_scrub_on_s3(moto_endpoint: str, tmp_path: Path, own_database: str) -> None:
     bucket = new_bucket(moto_endpoint)
     env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": bucket,
-        "REGISTRY_S3_PREFIX": "reg",
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+        "REGISTRY_STORAGE_S3_BUCKET": bucket,
+        "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "reg",
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": moto_endpoint,
+        "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+        "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
     }
     data_dir, database = tmp_path / "data", own_database
     s3 = s3_client(moto_endpoint)
