@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, config, containers, gc, images, scrub, serve, users
+from registry.cli import cert, config, containers, gc, images, importing, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(commands)
     cert.register(commands)
     config.register(commands)
+    importing.register(commands)
     containers.register(commands)
     return parser
 

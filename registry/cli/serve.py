@@ -36,10 +36,14 @@ def _set_up(settings: Settings) -> None:
     """Migrate the index and check the auth settings (making the token key on first start) once,
     before any worker starts, so every worker finds them ready and none trips over bad settings."""
     from registry.auth.authority import Authority
+    from registry.importer.detect import distribution_hint
     from registry.index.users import SQLUserDirectory
 
     prepare(settings, create=True)
     Authority.build(settings, SQLUserDirectory(settings.index_url))
+    hint = distribution_hint(settings)
+    if hint:
+        log.warning("%s", hint)
 
 
 def _child_main(work: Callable[[Settings], None], settings: Settings) -> None:

@@ -30,6 +30,17 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
+def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
+    """The REGISTRY_* variables that make a registry process use `bucket` on the moto server."""
+    return {
+        "REGISTRY_STORAGE_S3_BUCKET": bucket,
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint,
+        "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+        "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
+    }
+
+
 def new_bucket(endpoint: str) -> str:
     name = f"registry-{uuid.uuid4().hex[:16]}"
     s3_client(endpoint).create_bucket(Bucket=name)
