@@ -72,7 +72,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     Distribution's configuration this registry does not read."""
     warnings = unknown_environment(os.environ)
     overrides = {leaf.key: getattr(args, leaf.dest, None) for leaf in leaves()}
-    settings = load_settings(args.config, overrides, warnings)
-    for warning in warnings:
-        print(f"registry: warning: {warning}", file=sys.stderr)
-    return settings
+    try:
+        return load_settings(args.config, overrides, warnings)
+    finally:  # also before the errors: a key not read here may be why a setting seems wrong
+        for warning in warnings:
+            print(f"registry: warning: {warning}", file=sys.stderr)

@@ -57,7 +57,7 @@ def test_a_port_out_of_range_is_one_line(tmp_path: Path) -> None:
 
 def test_a_vague_boolean_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("read_only: maybe\n")
+    config.write_text("storage: {maintenance: {readonly: {enabled: maybe}}}\n")
     _one_line(
         run_registry("serve", "--config", str(config), "--data-dir", str(tmp_path)),
         "storage.maintenance.readonly.enabled",

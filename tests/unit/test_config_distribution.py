@@ -237,3 +237,17 @@ def test_the_committed_reference_is_current() -> None:
     """docs/configuration.md is `registry config reference`: regenerate it when a setting changes."""
     committed = (ROOT / "docs" / "configuration.md").read_text()
     assert committed == render(Settings), "run: registry config reference > docs/configuration.md"
+
+
+def test_old_flags_still_work_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    from registry.cli import build_parser
+    from registry.cli.options import settings_from
+
+    args = build_parser().parse_args(
+        ["serve", "--listen", "127.0.0.1:6002", "--read-only", "--no-access-log"]
+    )
+    settings = settings_from(args)
+    assert settings.http.addr == "127.0.0.1:6002"
+    assert settings.storage.maintenance.readonly.enabled and settings.log.accesslog.disabled
+    warned = capsys.readouterr().err
+    assert "--listen is now --http-addr" in warned and "--read-only is now" in warned
