@@ -145,7 +145,7 @@ def test_a_manifest_corrupted_in_the_index_is_caught(tmp_path: Path, own_databas
     ("flags", "message"),
     [
         (["--data-dir", "/nonexistent/registry"], "registry: no blob store at /nonexistent/registry/blobs"),
-        (["--database-url", "nonsense"], "registry: setting 'database_url'"),
+        (["--database-url", "nonsense"], "registry: setting 'database.url'"),
         (
             ["--database-url", "postgresql+asyncpg://u:secret@127.0.0.1:1/x"],
             "registry: cannot reach the index at postgresql+asyncpg://u:***@127.0.0.1:1/x",

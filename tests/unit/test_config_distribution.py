@@ -180,7 +180,7 @@ def test_old_flat_names_still_work_with_a_warning(monkeypatch: pytest.MonkeyPatc
     assert settings.http.addr == "127.0.0.1:6001" and settings.auth.kind == "basic"
     assert settings.log.accesslog.disabled  # access_log: false, turned over
     assert settings.storage.kind == "s3" and settings.server.workers == 2
-    assert "setting 'listen' is now 'http.addr': rename it" in warnings
+    assert "setting 'listen' is now 'http.addr': rename it" in warnings  # alias:
     monkeypatch.setenv("REGISTRY_TLS_CERT", "/c.pem")  # alias: the old name
     monkeypatch.setenv("REGISTRY_TLS_KEY", "/k.pem")  # alias: the old name
     monkeypatch.setenv("REGISTRY_HTTP_TLS_KEY", "/new.pem")  # the new name wins
@@ -244,7 +244,7 @@ def test_old_flags_still_work_with_a_warning(capsys: pytest.CaptureFixture[str])
     from registry.cli.options import settings_from
 
     args = build_parser().parse_args(
-        ["serve", "--listen", "127.0.0.1:6002", "--read-only", "--no-access-log"]
+        ["serve", "--listen", "127.0.0.1:6002", "--read-only", "--no-access-log"]  # alias: old flags
     )
     settings = settings_from(args)
     assert settings.http.addr == "127.0.0.1:6002"
