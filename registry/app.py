@@ -63,7 +63,7 @@ class Registry:
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
         store: BlobStore
-        if settings.storage == "s3":
+        if settings.storage.kind == "s3":
             # Imported only here: workers on the filesystem store never load boto3.
             from registry.storage.s3 import S3Store
 
@@ -71,7 +71,7 @@ class Registry:
         else:
             store = FilesystemStore(settings.blob_root)
         users = auth = None
-        if settings.auth != "none":
+        if settings.auth.kind != "none":
             from registry.auth.authority import Authority
             from registry.index.users import SQLUserDirectory
 
@@ -80,12 +80,12 @@ class Registry:
         notifier = None
         if settings.notifications.endpoints:
             notifier = Notifier(
-                settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
+                settings.notifications.endpoints, settings.http.host, settings.scheme, settings.port
             )
         events = Dispatcher(notifier)
         guards = Guards(index, settings.immutable_tags, settings.quotas)
         exposition = None
-        if settings.metrics_enabled:
+        if settings.http.debug.prometheus.enabled:
             from registry.observe.exposition import Exposition
             from registry.observe.metrics import EventMetrics, count_token
             from registry.observe.timing import INDEX_SECONDS, STORE_SECONDS, timed
@@ -94,18 +94,23 @@ class Registry:
             events.subscribe(EventMetrics())
             if auth is not None:
                 auth.count_token = count_token
-            disk = settings.blob_root if settings.storage == "filesystem" else None
+            disk = settings.blob_root if settings.storage.kind == "filesystem" else None
             endpoints = [
                 endpoint.name for endpoint in settings.notifications.endpoints if not endpoint.disabled
             ]
-            exposition = Exposition(index, settings.metrics_htpasswd, disk, endpoints)
+            exposition = Exposition(index, settings.metrics.htpasswd, disk, endpoints)
         return cls(
             settings=settings,
             index=index,
             store=store,
             events=events,
             blobs=BlobService(
-                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository, guards
+                index,
+                store,
+                events,
+                settings.storage.maintenance.uploadpurging.age,
+                settings.limits.max_uploads_per_repository,
+                guards,
             ),
             manifests=ManifestService(index, events, guards),
             repositories=RepositoryService(index),
@@ -169,7 +174,7 @@ def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
     from registry.events.delivery import DeliveryWorker
 
     metrics = None
-    if registry.settings.metrics_enabled:
+    if registry.settings.http.debug.prometheus.enabled:
         from registry.observe.metrics import NotificationMetrics
 
         metrics = NotificationMetrics(endpoint.name for endpoint in notifier.endpoints)
@@ -178,7 +183,7 @@ def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
 
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
-    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
+    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.storage.maintenance.uploadpurging.age / 4))
     while True:
         try:
             purged = await registry.blobs.purge_expired()
@@ -196,7 +201,8 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await registry.index.open()
-        purger = asyncio.create_task(_purge_uploads(registry))
+        purging = settings.storage.maintenance.uploadpurging.enabled
+        purger = asyncio.create_task(_purge_uploads(registry)) if purging else None
         scrubber = start_background_scrub(settings, registry.index, registry.store)
         deliveries = _delivery_worker(registry)
         background = [task for task in (deliveries, registry.storage_health) if task is not None]
@@ -230,16 +236,16 @@ def create_app(settings: Settings) -> Starlette:
         from registry.auth.middleware import AuthMiddleware
 
         app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
-    if settings.read_only:
+    if settings.storage.maintenance.readonly.enabled:
         app.add_middleware(_ReadOnly)
     # Every failure the layers above did not answer, their 500s included, still gets the version header.
     app.add_middleware(FailureBoundary)
-    if settings.rate_limit:
+    if settings.limits.rate:
         # Outside auth: failed logins count against the rate too.
         app.add_middleware(
             RateLimit,
-            rate=settings.rate_limit,
-            burst=settings.rate_limit_burst,
+            rate=settings.limits.rate,
+            burst=settings.limits.burst,
             trusted_proxies=settings.trusted_proxy_addresses,
         )
     app.add_middleware(_VersionHeader)

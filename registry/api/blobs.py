@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from registry.api.common import digest_param, repository, services
+from registry.api.common import digest_param, repository, require_deletes, services
 from registry.api.pathsend import PATHSEND, PathSendResponse
 from registry.errors import ErrorCode, RegistryError
 
@@ -69,6 +69,7 @@ async def get_blob(request: Request) -> Response:
 
 
 async def delete_blob(request: Request) -> Response:
+    require_deletes(request)
     name, digest = repository(request), digest_param(request)
     await services(request).blobs.delete(name, digest)
     return Response(status_code=202, headers={"Docker-Content-Digest": str(digest), "Content-Length": "0"})

@@ -83,3 +83,14 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = ErrorCode.NAME_UNKNOWN if exc.status_code == 404 else ErrorCode.UNSUPPORTED
     return error_response(RegistryError(code, {"reason": exc.detail}, status=exc.status_code))
+
+
+def require_deletes(request: Request) -> None:
+    """`storage.delete.enabled: false` refuses deletes as Distribution does: 405 UNSUPPORTED."""
+    if not services(request).settings.storage.delete.enabled:
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED,
+            {"reason": "storage.delete.enabled is false"},
+            message="deletes are disabled on this registry",
+            status=405,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.common import repository, services
+from registry.api.common import repository, require_deletes, services
 from registry.errors import ErrorCode, RegistryError
 from registry.services.manifests import MAX_MANIFEST_SIZE, parse_manifest
 
@@ -61,6 +61,7 @@ async def put_manifest(request: Request) -> Response:
 
 
 async def delete_manifest(request: Request) -> Response:
+    require_deletes(request)
     name, reference = repository(request), request.path_params["reference"]
     await services(request).manifests.delete(name, reference)
     return Response(status_code=202, headers={"Content-Length": "0"})

@@ -226,9 +226,8 @@ class AuthMiddleware:
         return account[0] if account is not None else identity
 
     def _bearer_challenge(self, scope: Scope, need: Need, error: str | None) -> str:
-        params = (
-            f'Bearer realm="{self.authority.realm(scope)}",service="{self.authority.settings.token_service}"'
-        )
+        service = self.authority.settings.auth.token.service
+        params = f'Bearer realm="{self.authority.realm(scope)}",service="{service}"'
         if need.challenge_scope():
             params += f',scope="{need.challenge_scope()}"'
         return params + (f',error="{error}"' if error else "")
@@ -264,7 +263,7 @@ class AuthMiddleware:
         return Grant(identity, allows, lambda name: self.authority.lists(identity, name))
 
     def _basic_challenge(self) -> str:
-        return f'Basic realm="{self.authority.settings.token_service}",charset="UTF-8"'
+        return f'Basic realm="{self.authority.basic_realm}",charset="UTF-8"'
 
     # Shared
 

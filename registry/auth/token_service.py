@@ -54,14 +54,16 @@ def _bad_request(message: str) -> RegistryError:
 
 
 def _unauthorized(authority: Authority, message: str) -> _Refused:
-    challenge = f'Basic realm="{authority.settings.token_service}",charset="UTF-8"'
+    challenge = f'Basic realm="{authority.basic_realm}",charset="UTF-8"'
     error = RegistryError(ErrorCode.UNAUTHORIZED, message=message, headers={"WWW-Authenticate": challenge})
     return _Refused(error_response(error))
 
 
 def _requested(authority: Authority, service: str | None, scopes: list[str]) -> list[ResourceScope]:
-    if service is not None and service != authority.settings.token_service:
-        raise _bad_request(f"this token service issues tokens for {authority.settings.token_service!r} only")
+    if service is not None and service != authority.settings.auth.token.service:
+        raise _bad_request(
+            f"this token service issues tokens for {authority.settings.auth.token.service!r} only"
+        )
     try:
         return parse_scopes(scopes)
     except ValueError as error:

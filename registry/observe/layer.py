@@ -39,10 +39,10 @@ class Observe:
         self.app = app
         self.routes = routes
         self.trusted = settings.trusted_proxy_addresses
-        self.access_log = settings.access_log
+        self.access_log = not settings.log.accesslog.disabled
         self.metrics_port = settings.metrics_port
         self.metrics: RequestMetrics | None = None
-        if settings.metrics_enabled:
+        if settings.http.debug.prometheus.enabled:
             from registry.observe.metrics import RequestMetrics
 
             self.metrics = RequestMetrics()

@@ -144,12 +144,12 @@ class S3Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
         return cls(
-            settings.s3_bucket,
-            prefix=settings.s3_prefix,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
+            settings.storage.s3.bucket,
+            prefix=settings.storage.s3.rootdirectory,
+            endpoint_url=settings.storage.s3.regionendpoint,
+            region=settings.storage.s3.region,
+            access_key=settings.storage.s3.accesskey,
+            secret_key=settings.storage.s3.secretkey,
         )
 
     def blob_key(self, digest: Digest) -> str:

@@ -374,13 +374,13 @@ def start_ours(work: Path, workers: int | None) -> Server:
         "-m",
         "registry",
         "serve",
-        "--listen",
+        "--http-addr",
         f"{HOST}:{port}",
         "--data-dir",
         str(server.data_dir),
     ]
     if workers is not None:
-        argv += ["--workers", str(workers)]
+        argv += ["--server-workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     server.start(argv, cwd=ROOT, env=env)
