@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from registry.settings.values import Duration
+from registry.settings.values import Duration, section, setting
 
 ONE_SECOND = Duration(1.0)
-TEN_SECONDS = Duration(10.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,15 +66,11 @@ class StorageDriverCheck:
     """Distribution's `health.storagedriver`: ask the store every `interval`; after `threshold` failures
     in a row /readyz answers 503 until a check passes. Off, /readyz asks the store on each call."""
 
-    enabled: bool = False
-    interval: Duration = TEN_SECONDS
-    threshold: int = 3
-
-    def __post_init__(self) -> None:
-        if self.interval <= 0 or self.threshold < 1:
-            raise ValueError("settings 'health.storagedriver.interval' and 'threshold' must be above 0")
+    enabled: bool = setting(False, "Check the store in the background (else /readyz asks it each time).")
+    interval: float = setting(10.0, "Seconds between checks.", positive=True, duration=True)
+    threshold: int = setting(3, "Failures in a row before /readyz answers 503.", positive=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HealthSettings:
-    storagedriver: StorageDriverCheck = StorageDriverCheck()
+    storagedriver: StorageDriverCheck = section(StorageDriverCheck, "The store check.")

@@ -171,6 +171,8 @@ class Duration(float):
     records (a webhook endpoint's `timeout`, say) that Distribution writes as durations; a leaf of the
     tree says the same with `setting(duration=True)`."""
 
+    MISTAKE = "{!r} is not a duration: write seconds (30) or a Go duration (500ms, 1m30s)"
+
     def __new__(cls, value: object = 0.0) -> Duration:
         if isinstance(value, str):
             try:
@@ -178,18 +180,28 @@ class Duration(float):
             except ValueError:
                 seconds = parse_duration(value)
                 if seconds is None:
-                    raise ValueError(
-                        f"{value!r} is not a duration: write seconds (30) or a Go duration (500ms, 1m30s)"
-                    ) from None
+                    raise ValueError(cls.MISTAKE.format(value)) from None
                 return super().__new__(cls, seconds)
         return super().__new__(cls, value)  # type: ignore[arg-type]
 
 
 def coerce(leaf: Leaf, value: Any) -> Any:
     """`value` (YAML data, or text from the environment or a flag) as `leaf`'s type."""
-    if leaf.duration and isinstance(value, str) and (seconds := parse_duration(value)) is not None:
-        value = round(seconds) if _bare(leaf.kind) is int else seconds
+    if leaf.duration and isinstance(value, str):
+        seconds = parse_duration(value)
+        if seconds is not None:
+            value = round(seconds) if _bare(leaf.kind) is int else seconds
+        elif not _is_number(value):
+            raise ValueError(f"setting {leaf.key!r}: {Duration.MISTAKE.format(value)}")
     return _coerce(leaf.key, leaf.kind, value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:

@@ -243,7 +243,7 @@ def test_notifications_and_health_in_distributions_shape(
     ("key", "value", "message"),
     [
         ("health.storagedriver.interval", "10 parsecs", "not a duration"),
-        ("health.storagedriver.interval", "0s", "must be above 0"),
+        ("health.storagedriver.interval", "0s", "must be a number above 0"),
         ("notifications.endpoints", "[{name: a, url: ftp://x}]", "http:// or https://"),
         ("notifications.endpoints", "[{url: http://x}]", "key 'name' is required"),
         (

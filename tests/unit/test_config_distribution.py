@@ -130,6 +130,7 @@ def test_debian_config_reads_as_distribution_reads_it(tmp_path: Path) -> None:
     for key in ("log.fields", "storage.cache", "http.headers"):
         assert f"'{key}'" in named
     assert all("not supported" in line for line in warnings), warnings
+    assert settings.health.storagedriver.enabled and settings.health.storagedriver.interval == 10.0
 
 
 def test_s3_tls_token_config(tmp_path: Path) -> None:
@@ -220,7 +221,7 @@ def test_config_check_command(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "registry", "config", "check"]
     passed = subprocess.run([*run, str(good)], capture_output=True, text=True, env=_env())
     assert passed.returncode == 0, passed.stderr
-    assert "'health'" in passed.stderr and "ok (4 warning(s))" in passed.stdout
+    assert "'health'" not in passed.stderr and "ok (3 warning(s))" in passed.stdout  # health is read
     failed = subprocess.run([*run, str(bad)], capture_output=True, text=True, env=_env())
     assert failed.returncode == 1
     errors = [line for line in failed.stderr.splitlines() if ": error: " in line]
