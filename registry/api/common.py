@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, error_response
 from registry.types import Digest, validate_name
 
 if TYPE_CHECKING:
@@ -67,10 +67,6 @@ def page_response(request: Request, key: str, items: list[str], limit: int, extr
             query = urlencode({"n": limit, "last": items[-1]})
             headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
     return JSONResponse({**extra, key: items}, headers=headers)
-
-
-def error_response(error: RegistryError) -> Response:
-    return Response(error.body(), error.status, headers=error.headers, media_type="application/json")
 
 
 async def registry_error(_request: Request, exc: Exception) -> Response:
