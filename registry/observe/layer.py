@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.api.matching import matching_route
 from registry.auth.origin import client_address
 from registry.config import Settings
-from registry.observe.access import Outcome, log_access
+from registry.observe.access import AccessLog, Outcome, open_access_log
 from registry.observe.context import RequestContext, enter_request, leave_request
 from registry.observe.requestid import HEADER, request_id
 
@@ -39,7 +39,9 @@ class Observe:
         self.app = app
         self.routes = routes
         self.trusted = settings.trusted_proxy_addresses
-        self.access_log = settings.access_log
+        self.access_log: AccessLog | None = None
+        if settings.access_log:
+            self.access_log = open_access_log(settings.log_formatter)
         self.metrics_port = settings.metrics_port
         self.metrics: RequestMetrics | None = None
         if settings.metrics_enabled:
@@ -48,6 +50,9 @@ class Observe:
             self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.access_log is not None:
+            await self.app(scope, receive, self._flushing(send, self.access_log))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -87,9 +92,20 @@ class Observe:
                 self.metrics.record(
                     outcome.route, scope["method"], outcome.status, outcome.duration, received, sent
                 )
-            if self.access_log:
-                log_access(context, outcome)
+            if self.access_log is not None:
+                self.access_log.write(context, outcome)
             leave_request(token)
+
+    @staticmethod
+    def _flushing(send: Send, access_log: AccessLog) -> Send:
+        """The lifespan's send: the buffered access lines are written before the server shuts down."""
+
+        async def flushing_send(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown"):
+                access_log.flush()
+            await send(message)
+
+        return flushing_send
 
     def _served_here(self, scope: Scope) -> bool:
         """With `metrics_listen`: its address serves the operator's paths only, and /metrics only there."""
