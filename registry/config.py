@@ -85,6 +85,9 @@ class Settings:
     s3_region: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
+    # Blob GETs answered with a 307 to a short-lived presigned URL of the object, so the bytes go from
+    # the bucket to the client directly (Distribution's `storage.redirect`); off: they stream through.
+    s3_redirect: bool = False
     # The HTTP engine serving the app: "granian" (Rust, the faster) or "hypercorn" (pure Python).
     server: str = "granian"
     # Server processes; each is a full event loop. 0 means one per CPU core.

@@ -132,6 +132,14 @@ class BlobService:
         self.events.emit(pulled)
         return _resumed(piece, stream)
 
+    def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
+        """Where the client may fetch a whole blob itself (a presigned S3 URL), or None to serve it.
+        The store is not asked whether it still has the bytes: a lost object is the bucket's 404."""
+        url = self.store.redirect_url(digest)
+        if url is not None:
+            self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
+        return url
+
     async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
         """The file a server may send itself for a whole blob of `size` bytes, or None when the store
         has no local files. As with `open`, a file that is missing or not `size` bytes long answers
