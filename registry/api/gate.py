@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from registry.api.matching import matching_route
+from registry.api.matching import RouteTable
 from registry.auth.needs import KNOWN_CALLER, Access, need_of
 from registry.errors import ErrorCode, RegistryError, error_response
 
@@ -37,7 +37,7 @@ class Gate:
         self, app: ASGIApp, routes: Sequence[Route], read_only: bool, check: AccessCheck | None
     ) -> None:
         self.app = app
-        self.routes = [route for route in routes if _guarded(route.path)]
+        self.routes = RouteTable([route for route in routes if _guarded(route.path)])
         self.read_only = read_only
         self.check = check
 
@@ -60,7 +60,7 @@ class Gate:
 
     def _match(self, scope: Scope) -> Access | None:
         """Leave the route the router would serve in the scope; its access."""
-        route, child = matching_route(self.routes, scope)
+        route, child = self.routes.match(scope)
         if route is None:
             return None
         scope.update(child)

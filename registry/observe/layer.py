@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.matching import matching_route
+from registry.api.matching import RouteTable
 from registry.auth.origin import client_address
 from registry.config import Settings
 from registry.observe.access import AccessLog, Outcome, open_access_log
@@ -37,7 +37,7 @@ UNMATCHED = "unmatched"
 class Observe:
     def __init__(self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute]) -> None:
         self.app = app
-        self.routes = routes
+        self.routes = RouteTable(routes)
         self.trusted = settings.trusted_proxy_addresses
         self.access_log: AccessLog | None = None
         if settings.access_log:
@@ -117,5 +117,5 @@ class Observe:
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is None:
-            route, _ = matching_route(self.routes, scope)
+            route, _ = self.routes.match(scope)
         return getattr(route, "name", None) or UNMATCHED
