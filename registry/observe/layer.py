@@ -3,8 +3,8 @@ request metrics.
 
 Outermost so that it sees what the client got, the connection limits' answers included, and so that
 the request id is set before anything else can log. It only wraps `receive` and `send` to count bytes
-and catch the status; the route's name is read from the scope after the router put it there, or, for
-a request answered before routing (a 401), matched from the route table then.
+and catch the status; the route's name is read from the scope, where the gate (or, outside /v2/, the
+router) put it, or, for a request answered before either (a 431), matched from the route table then.
 
 With `metrics_listen`, the same server also listens on that address; requests arriving there may only
 reach the operator's paths (metrics and health), and everything else is 404 there.
