@@ -19,14 +19,17 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import RegistryError
 from registry.events import Dispatcher
+from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
 from registry.limits.rate import RateLimit
+from registry.observe.storagecheck import StorageHealth
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
 from registry.storage import BlobStore, FilesystemStore
 
 if TYPE_CHECKING:
     from registry.auth.authority import Authority
+    from registry.events.delivery import DeliveryWorker
     from registry.index.base import UserDirectory
     from registry.observe.exposition import Exposition
 
@@ -50,6 +53,8 @@ class Registry:
     auth: Authority | None
     # None with `metrics_enabled: false`: then prometheus_client is never loaded.
     exposition: Exposition | None
+    # The background store check (`health.storagedriver.enabled`), which /readyz then reads.
+    storage_health: StorageHealth | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
@@ -69,14 +74,27 @@ class Registry:
 
             users = SQLUserDirectory(settings.index_url)
             auth = Authority.build(settings, users)
-        events = Dispatcher()
+        notifier = None
+        if settings.notifications.endpoints:
+            notifier = Notifier(
+                settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
+            )
+        events = Dispatcher(notifier)
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
-            from registry.observe.metrics import EventMetrics
+            from registry.observe.metrics import EventMetrics, count_token
+            from registry.observe.timing import INDEX_SECONDS, STORE_SECONDS, timed
 
+            index, store = timed(index, INDEX_SECONDS), timed(store, STORE_SECONDS)
             events.subscribe(EventMetrics())
-            exposition = Exposition(index, settings.metrics_htpasswd)
+            if auth is not None:
+                auth.count_token = count_token
+            disk = settings.blob_root if settings.storage == "filesystem" else None
+            endpoints = [
+                endpoint.name for endpoint in settings.notifications.endpoints if not endpoint.disabled
+            ]
+            exposition = Exposition(index, settings.metrics_htpasswd, disk, endpoints)
         return cls(
             settings=settings,
             index=index,
@@ -89,7 +107,25 @@ class Registry:
             users=users,
             auth=auth,
             exposition=exposition,
+            storage_health=StorageHealth(store.check, settings.health.storagedriver)
+            if settings.health.storagedriver.enabled
+            else None,
         )
+
+
+def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
+    """The webhook sender of this process, when some endpoint is configured."""
+    notifier = registry.events.notifier
+    if notifier is None or not notifier.endpoints:
+        return None
+    from registry.events.delivery import DeliveryWorker
+
+    metrics = None
+    if registry.settings.metrics_enabled:
+        from registry.observe.metrics import NotificationMetrics
+
+        metrics = NotificationMetrics(endpoint.name for endpoint in notifier.endpoints)
+    return DeliveryWorker(registry.index.outbox, notifier, metrics)
 
 
 async def _purge_uploads(registry: Registry) -> None:
@@ -114,10 +150,16 @@ def create_app(settings: Settings) -> Starlette:
         await registry.index.open()
         purger = asyncio.create_task(_purge_uploads(registry))
         scrubber = start_background_scrub(settings, registry.index, registry.store)
+        deliveries = _delivery_worker(registry)
+        background = [task for task in (deliveries, registry.storage_health) if task is not None]
+        for task in background:
+            task.start()
         try:
             yield
         finally:
             purger.cancel()
+            for task in background:
+                await task.stop()
             if scrubber is not None:
                 scrubber.cancel()
                 await asyncio.gather(scrubber, return_exceptions=True)

@@ -1,13 +1,19 @@
-"""One typed settings object: YAML file < `REGISTRY_*` environment < command-line flags.
+"""One typed settings tree: YAML file < `REGISTRY_*` environment < command-line flags.
 
-Every knob lives in `Settings`; a YAML key, an environment variable (`REGISTRY_` + the upper-cased
-field name) and a `serve` flag all name the same field, so the three sources cannot drift apart.
+Every knob is a leaf of `Settings`, directly or inside a section (a field whose type is itself a frozen
+dataclass, e.g. `gc: GcSettings`). A leaf's path names it everywhere: the YAML key (`gc: {grace: 1h}`,
+nested as Distribution's `config.yml` nests), the environment variable (`REGISTRY_` + the path joined
+by `_`, upper-cased: `REGISTRY_GC_GRACE`) and the flag (`--gc-grace`), so the sources cannot drift
+apart. A leaf may hold a list or mapping (a tuple of rule dataclasses, say): in the environment and on
+the command line it is written as YAML or JSON text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import json
 import math
 import os
 import re
@@ -60,10 +66,189 @@ DISTRIBUTION_SECTIONS = frozenset(
 )  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Leaf:
+    """One setting of the tree: its path from the root, type and default, and the names derived from
+    the path for YAML, the environment and the command line."""
+
+    path: tuple[str, ...]
+    kind: Any
+    default: Any
+    positive: bool
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + "_".join(self.path).upper()
+
+    @property
+    def dest(self) -> str:
+        return "_".join(self.path)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+    @property
+    def scalar(self) -> bool:
+        return _is_scalar(self.kind)
+
+
+def is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _is_scalar(kind: Any) -> bool:
+    if isinstance(kind, types.UnionType):
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    return kind in (str, int, float, bool, Path, Duration)
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration as Distribution's config.yml writes it (Go's `500ms`, `1s`, `1m30s`), or
+    in a plain number of seconds (`0.5`), as this registry's other settings are written."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration: write seconds (30) or a Go duration (500ms, 1m30s)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+class Duration(float):
+    """Seconds, read from a number or a duration string (`parse_duration`): the type of every setting
+    that Distribution writes as a duration, so each reads `500ms` the same way."""
+
+    def __new__(cls, value: object = 0.0) -> Duration:
+        if isinstance(value, str):
+            return super().__new__(cls, parse_duration(value.strip()))
+        return super().__new__(cls, value)  # type: ignore[arg-type]
+
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def _walk(cls: type, prefix: tuple[str, ...]) -> list[Leaf]:
+    hints = typing.get_type_hints(cls)
+    found: list[Leaf] = []
+    for field in dataclasses.fields(cls):
+        kind, path = hints[field.name], (*prefix, field.name)
+        if is_section(kind):
+            found.extend(_walk(kind, path))
+        else:
+            positive = field.metadata.get("positive", False) or ".".join(path) in POSITIVE
+            found.append(Leaf(path, kind, _default(field), positive))
+    return found
+
+
+@functools.cache
+def leaves() -> tuple[Leaf, ...]:
+    """Every setting of the tree, in declaration order."""
+    found = _walk(Settings, ())
+    dests = [leaf.dest for leaf in found]
+    clash = next((dest for dest in dests if dests.count(dest) > 1), None)
+    if clash:  # a programming error: two settings would share an environment variable and a flag
+        raise RuntimeError(f"two settings share the name {clash!r}")
+    return tuple(found)
+
+
+def leaf_value(settings: object, path: tuple[str, ...]) -> Any:
+    for name in path:
+        settings = getattr(settings, name)
+    return settings
+
+
 def default_data_dir() -> Path:
     """Per-user data folder, as XDG asks: `$XDG_DATA_HOME/registry`, else `~/.local/share/registry`."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "registry"
+
+
+ONE_SECOND = Duration(1.0)
+TEN_SECONDS = Duration(10.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointIgnore:
+    """Events an endpoint is not sent: those of these target media types, or of these actions."""
+
+    mediatypes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotificationEndpoint:
+    """One webhook receiver, keyed as Distribution's `notifications.endpoints[]`.
+
+    `headers` maps a name to its values, as Distribution's does. `threshold` failures in a row mark the
+    endpoint failing (a metric and a log line); each retry waits twice as long as the last, from
+    `backoff` up to MAX_BACKOFF. `backlog` (ours) bounds the events waiting for it: beyond it new events
+    are kept as failed, for `registry events retry`, instead of growing the queue without end.
+    """
+
+    name: str
+    url: str
+    headers: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    timeout: Duration = ONE_SECOND
+    threshold: int = 10
+    backoff: Duration = ONE_SECOND
+    ignoredmediatypes: tuple[str, ...] = ()
+    ignore: EndpointIgnore = EndpointIgnore()
+    disabled: bool = False
+    backlog: int = 10000
+
+    def __post_init__(self) -> None:
+        where = f"notifications endpoint {self.name!r}"
+        if not self.name.strip():
+            raise ValueError("setting 'notifications.endpoints': every endpoint needs a name")
+        if not re.match(r"https?://", self.url):
+            raise ValueError(f"{where}: url must be an http:// or https:// URL, not {self.url!r}")
+        if self.timeout <= 0 or self.backoff <= 0 or self.threshold < 1 or self.backlog < 1:
+            raise ValueError(f"{where}: timeout, backoff, threshold and backlog must be above 0")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    endpoints: tuple[NotificationEndpoint, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [endpoint.name for endpoint in self.endpoints]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise ValueError(f"setting 'notifications.endpoints': two endpoints are named {twice!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorageDriverCheck:
+    """Distribution's `health.storagedriver`: ask the store every `interval`; after `threshold` failures
+    in a row /readyz answers 503 until a check passes. Off, /readyz asks the store on each call."""
+
+    enabled: bool = False
+    interval: Duration = TEN_SECONDS
+    threshold: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.threshold < 1:
+            raise ValueError("settings 'health.storagedriver.interval' and 'threshold' must be above 0")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthSettings:
+    storagedriver: StorageDriverCheck = StorageDriverCheck()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -171,6 +356,10 @@ class Settings:
     scrub_interval: float = 0.0
     scrub_rate: int = 8 * 1024 * 1024
 
+    # Webhooks (Distribution's `notifications`) and the background store check (its `health`).
+    notifications: NotificationSettings = NotificationSettings()
+    health: HealthSettings = HealthSettings()
+
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
             raise ValueError(f"setting 'auth': expected one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
@@ -204,8 +393,8 @@ class Settings:
             )
         if self.tls_client_ca and not self.tls_cert:
             raise ValueError("setting 'tls_client_ca' needs 'tls_cert' and 'tls_key'")
-        for f in dataclasses.fields(self):
-            _check_range(f.name, getattr(self, f.name))
+        for leaf in leaves():
+            _check_range(leaf, leaf_value(self, leaf.path))
         split_listen(self.listen)
         if self.database_url:
             async_database_url(self.database_url)
@@ -245,22 +434,43 @@ class Settings:
         return "https" if self.tls_cert else "http"
 
     def with_overrides(self, values: Mapping[str, Any]) -> Settings:
-        return dataclasses.replace(self, **_coerce_all(values))
+        """These settings with `values` (keyed by dotted path, `gc.grace`, or a top-level name) applied,
+        each read as text from YAML or the environment would be."""
+        by_key = {leaf.key: leaf for leaf in leaves()}
+        unknown = sorted(set(values) - set(by_key))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], by_key, n=1)
+            raise ValueError(
+                f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+            )
+        nested: dict[str, Any] = {}
+        for key, value in values.items():
+            leaf = by_key[key]
+            place = nested
+            for name in leaf.path[:-1]:
+                place = place.setdefault(name, {})
+            place[leaf.path[-1]] = _coerce(key, leaf.kind, value)
+        return _replace_tree(self, nested)
 
 
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+def _replace_tree(obj: Any, nested: Mapping[str, Any]) -> Any:
+    changes = {
+        name: _replace_tree(getattr(obj, name), value)
+        if isinstance(value, dict) and is_section(type(getattr(obj, name)))
+        else value
+        for name, value in nested.items()
+    }
+    return dataclasses.replace(obj, **changes)
 
 
-def _check_range(name: str, value: object) -> None:
+def _check_range(leaf: Leaf, value: object) -> None:
     """Every number a setting holds has a range: a negative, infinite or NaN one (or 0, where 0 would
     mean no time or no room at all) is a mistake, never a mode."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
-    if not math.isfinite(value) or value < 0 or (value == 0 and name in POSITIVE):
-        bound = "above 0" if name in POSITIVE else "0 or more"
-        raise ValueError(f"setting {name!r} must be a number {bound}, not {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and leaf.positive):
+        bound = "above 0" if leaf.positive else "0 or more"
+        raise ValueError(f"setting {leaf.key!r} must be a number {bound}, not {value!r}")
 
 
 # [IPv6] or a host without colons, then :PORT; either part may be left out (see split_listen).
@@ -304,6 +514,8 @@ def async_database_url(url: str) -> str:
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if not _is_scalar(kind):
+        return _coerce_structure(name, kind, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -311,23 +523,88 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
         raise ValueError(f"setting {name!r}: expected true or false (yes/no, on/off, 1/0), not {value!r}")
-    if kind in (int, float) and (isinstance(value, bool) or (kind is int and isinstance(value, float))):
+    if kind in (int, float, Duration) and (
+        isinstance(value, bool) or (kind is int and isinstance(value, float))
+    ):
         raise ValueError(f"setting {name!r}: expected a whole number, not {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
+        if kind is Duration:  # its message says how to write one
+            raise ValueError(f"setting {name!r}: {exc}") from None
         raise ValueError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
 
 
-def _coerce_all(values: Mapping[str, Any]) -> dict[str, Any]:
-    kinds = _field_types()
-    unknown = sorted(set(values) - set(kinds))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], kinds, n=1)
-        raise ValueError(
-            f"unknown setting {unknown[0]!r}" + (f": did you mean {close[0]!r}?" if close else "")
-        )
-    return {name: _coerce(name, kinds[name], value) for name, value in values.items()}
+def _coerce_structure(name: str, kind: Any, value: Any) -> Any:
+    """A list (`tuple[X, ...]`), mapping (`dict[str, X]`) or record (a dataclass) setting, from YAML
+    data or from YAML/JSON text (the environment, a flag); a list of words may also be comma-separated."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if isinstance(value, str):
+        text = value.strip()
+        if origin is tuple and args[0] is str and not text.startswith("["):
+            value = [word.strip() for word in text.split(",") if word.strip()]
+        else:
+            try:
+                value = yaml.safe_load(text) if text else None
+            except yaml.YAMLError:
+                raise ValueError(f"setting {name!r}: cannot read {text!r} as YAML or JSON") from None
+    if origin is tuple:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"setting {name!r}: expected a list, not {value!r}")
+        return tuple(_coerce(f"{name}[{i}]", args[0], item) for i, item in enumerate(value))
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"setting {name!r}: expected a mapping, not {value!r}")
+        return {str(key): _coerce(f"{name}.{key}", args[1], item) for key, item in value.items()}
+    if is_section(kind):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"setting {name!r}: expected a mapping, not {value!r}")
+        hints = typing.get_type_hints(kind)
+        fields = {f.name for f in dataclasses.fields(kind)}
+        given = {str(key).replace("-", "_"): item for key, item in value.items()}
+        unknown = sorted(set(given) - fields)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], fields, n=1)
+            raise ValueError(
+                f"setting {name!r}: unknown key {unknown[0]!r}"
+                + (f": did you mean {close[0]!r}?" if close else "")
+            )
+        required = [f.name for f in dataclasses.fields(kind) if _default(f) is dataclasses.MISSING]
+        missing = [key for key in required if key not in given]
+        if missing:
+            raise ValueError(f"setting {name!r}: key {missing[0]!r} is required")
+        return kind(**{key: _coerce(f"{name}.{key}", hints[key], item) for key, item in given.items()})
+    raise TypeError(f"setting {name!r} has a type settings cannot read: {kind!r}")
+
+
+def _plain(value: Any) -> Any:
+    """A structured setting as YAML/JSON data again (for the environment of worker processes)."""
+    if is_section(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return str(value) if isinstance(value, Path) else value
+
+
+def _flatten(loaded: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping as dotted keys: a key naming a section opens it; anything else is a leaf."""
+    sections = {leaf.path[: len(prefix) + 1] for leaf in leaves() if len(leaf.path) > len(prefix) + 1}
+    flat: dict[str, Any] = {}
+    for key, value in loaded.items():
+        path = (*prefix, str(key).replace("-", "_"))
+        if path in sections:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"setting {'.'.join(path)!r}: expected a mapping of settings")
+            flat.update(_flatten(value, path))
+        else:
+            flat[".".join(path)] = value
+    return flat
 
 
 def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -336,11 +613,11 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
     if config_file is None and os.environ.get(ENV_PREFIX + "CONFIG"):
         config_file = Path(os.environ[ENV_PREFIX + "CONFIG"])
     if config_file is not None:
-        values.update(_read_config_file(config_file))
-    for name in _field_types():
-        env = os.environ.get(ENV_PREFIX + name.upper())
+        values.update(_flatten(_read_config_file(config_file)))
+    for leaf in leaves():
+        env = os.environ.get(leaf.env)
         if env is not None:
-            values[name] = env
+            values[leaf.key] = env
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return Settings().with_overrides(values)
 
@@ -359,13 +636,13 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}{where}: {problem}: fix the YAML there") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: expected a mapping of settings")
-    return {str(key).replace("-", "_"): value for key, value in loaded.items()}
+    return loaded
 
 
 def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """A warning for each REGISTRY_* variable that sets nothing (a typo is otherwise silently ignored),
     naming the closest setting's variable, or, for Distribution's nested ones, saying so."""
-    known = [ENV_PREFIX + name.upper() for name in _field_types()]
+    known = [leaf.env for leaf in leaves()]
     warnings = []
     for variable in sorted(environ):
         if not variable.startswith(ENV_PREFIX) or variable in known or variable in OTHER_VARIABLES:
@@ -385,4 +662,8 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process (a server worker) load the same settings."""
-    return {ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(Settings)}
+    environment = {}
+    for leaf in leaves():
+        value = leaf_value(settings, leaf.path)
+        environment[leaf.env] = str(value) if leaf.scalar else json.dumps(_plain(value))
+    return environment

@@ -7,10 +7,9 @@ import argparse
 import dataclasses
 import os
 import sys
-import typing
 from pathlib import Path
 
-from registry.config import ENV_PREFIX, Settings, load_settings, unknown_environment
+from registry.config import ENV_PREFIX, Settings, leaves, load_settings, unknown_environment
 
 # What every command that opens the registry's data takes; `serve` takes every setting.
 DATA_SETTINGS = ("data_dir", "database_url")
@@ -25,18 +24,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser, every: bool = False)
     parser.add_argument(
         "--config", type=Path, metavar="FILE", help=f"YAML settings file ({ENV_PREFIX}CONFIG)"
     )
-    hints = typing.get_type_hints(Settings)
-    for field in dataclasses.fields(Settings):
-        if not every and field.name not in DATA_SETTINGS:
+    for leaf in leaves():
+        if not every and leaf.key not in DATA_SETTINGS:
             continue
-        flag = "--" + field.name.replace("_", "-")
-        default = "" if field.default in (dataclasses.MISSING, "") else f", default {field.default!r}"
-        help_text = f"{ENV_PREFIX}{field.name.upper()}{default}"
-        kind = hints[field.name]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        shown = leaf.default not in (dataclasses.MISSING, "", (), {}) and leaf.scalar
+        help_text = leaf.env + (f", default {leaf.default!r}" if shown else "")
+        if leaf.kind is bool:
+            parser.add_argument(
+                leaf.flag, dest=leaf.dest, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         else:
-            parser.add_argument(flag, metavar="N" if kind in (int, float) else "VALUE", help=help_text)
+            metavar = "N" if leaf.kind in (int, float) else "VALUE" if leaf.scalar else "YAML"
+            parser.add_argument(leaf.flag, dest=leaf.dest, metavar=metavar, help=help_text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -44,5 +43,5 @@ def settings_from(args: argparse.Namespace) -> Settings:
     command, not in every worker) about REGISTRY_* variables that set nothing."""
     for warning in unknown_environment(os.environ):
         print(f"registry: warning: {warning}", file=sys.stderr)
-    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+    overrides = {leaf.key: getattr(args, leaf.dest, None) for leaf in leaves()}
     return load_settings(args.config, overrides)

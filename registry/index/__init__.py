@@ -2,10 +2,14 @@
 groups beside them (`registry.index.users`, imported only where authentication is on)."""
 
 from registry.index.base import (
+    Delivery,
+    DeliveryState,
     ManifestPut,
     ManifestRecord,
     MetadataIndex,
     MissingReferences,
+    Outbox,
+    OutboxEntry,
     StoredManifest,
     UploadBusy,
     Usage,
@@ -15,10 +19,14 @@ from registry.index.base import (
 from registry.index.sql import SQLIndex
 
 __all__ = [
+    "Delivery",
+    "DeliveryState",
     "ManifestPut",
     "ManifestRecord",
     "MetadataIndex",
     "MissingReferences",
+    "Outbox",
+    "OutboxEntry",
     "SQLIndex",
     "StoredManifest",
     "UploadBusy",

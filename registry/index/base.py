@@ -54,6 +54,73 @@ class Usage:
     uploads: int
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An event for the webhooks, stored with the change it reports: its envelope object as JSON text,
+    and the endpoints owed it, each with its backlog (beyond which the event is kept as failed)."""
+
+    repository: str
+    payload: str
+    endpoints: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event claimed for one endpoint."""
+
+    event_id: int
+    endpoint: str
+    repository: str
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """A delivery still owed, as `registry events` lists it."""
+
+    event_id: int
+    endpoint: str
+    repository: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    payload: str
+
+
+class Outbox(Protocol):
+    """The delivery side of the outbox: what the webhook workers and `registry events` use."""
+
+    async def record(self, entries: Sequence[OutboxEntry]) -> None:
+        """Store events that report no change of their own (pulls), in one transaction."""
+        ...
+
+    async def claim(self, endpoint: str, claimant: str, lease: float, limit: int) -> list[Delivery]:
+        """Up to `limit` pending deliveries due now, each the oldest still owed in its repository (so a
+        repository's events go out in order), claimed by `claimant` for `lease` seconds."""
+        ...
+
+    async def delivered(self, delivery: Delivery, claimant: str) -> None:
+        """Forget a sent delivery (and the event once no endpoint is owed it)."""
+        ...
+
+    async def postpone(self, delivery: Delivery, claimant: str, error: str, delay: float) -> None:
+        """Release a failed attempt's claim, to be tried again after `delay` seconds."""
+        ...
+
+    async def owed(self, states: Sequence[str], limit: int) -> list[DeliveryState]: ...
+
+    async def retry(self, endpoint: str | None, event_ids: Sequence[int]) -> int:
+        """Make failed (and waiting) deliveries due now, of one endpoint or all, or only these events;
+        returns how many."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries owed by (endpoint, state): the backlog gauges."""
+        ...
+
+
 class MissingReferences(Exception):
     def __init__(self, blobs: Sequence[str], manifests: Sequence[str]) -> None:
         super().__init__("manifest references unknown content")
@@ -70,6 +137,10 @@ class UploadBusy(Exception):
 
 
 class MetadataIndex(Protocol):
+    """Each change takes the outbox entries (webhook events) that report it, written in its transaction."""
+
+    outbox: Outbox
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -94,11 +165,18 @@ class MetadataIndex(Protocol):
         """Size of a blob the index records anywhere (scrub tells a collected blob from a lost one)."""
         ...
 
-    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
+    async def link_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
         """Make a committed blob visible in a repository, closing the upload session that made it."""
         ...
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool: ...
+    async def unlink_blob(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool: ...
 
     async def create_upload(self, upload_id: str, repository: str) -> None: ...
 
@@ -136,13 +214,17 @@ class MetadataIndex(Protocol):
         """Look a manifest up by digest (a reference with a colon) or by tag."""
         ...
 
-    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
+    async def put_manifest(
+        self, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry] = ()
+    ) -> None:
         """Record a manifest (and its tags); raises MissingReferences, recording nothing, if it dangles."""
         ...
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool: ...
+    async def delete_manifest(
+        self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
+    ) -> bool: ...
 
-    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+    async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool: ...
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         """Tags in lexical order after `last`, or None when the repository is unknown."""

@@ -32,6 +32,7 @@ from registry.index.base import (
     ManifestPut,
     ManifestRecord,
     MissingReferences,
+    OutboxEntry,
     StoredManifest,
     UploadBusy,
     Usage,
@@ -46,6 +47,7 @@ from registry.index.models import (
     Upload,
     utcnow,
 )
+from registry.index.outbox import SQLOutbox, write_entries
 from registry.index.reads import Reader, open_reader
 
 if TYPE_CHECKING:
@@ -352,6 +354,7 @@ class SQLIndex:
             self._async_engine = create_engine(url)
             self._dialect = self._async_engine.dialect
         self._reader: Reader | None = None
+        self.outbox = SQLOutbox(self._transaction)
         if self._sqlite:
             self._writes = _WriteStatements(sqlite.insert)
         else:
@@ -426,27 +429,43 @@ class SQLIndex:
         row = await self._first(_BLOB_ANYWHERE, digest=digest)
         return row[0] if row else None
 
-    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
-        await self._transaction(self._link_blob, repository, digest, size, upload_id)
+    async def link_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        await self._transaction(self._link_blob, repository, digest, size, upload_id, outbox)
 
     def _link_blob(
-        self, conn: Connection, repository: str, digest: str, size: int, upload_id: str | None
+        self,
+        conn: Connection,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None,
+        outbox: Sequence[OutboxEntry],
     ) -> None:
         repo_id = self._repository_id(conn, repository, create=True)
         conn.execute(self._writes.add_blob, {"digest": digest, "size": size})
         conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest, "now": utcnow()})
         if upload_id is not None:
             conn.execute(self._writes.delete_upload, {"id": upload_id})
+        write_entries(conn, outbox)
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool:
-        return await self._transaction(self._unlink_blob, repository, digest)
+    async def unlink_blob(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
+        return await self._transaction(self._unlink_blob, repository, digest, outbox)
 
-    def _unlink_blob(self, conn: Connection, repository: str, digest: str) -> bool:
+    def _unlink_blob(
+        self, conn: Connection, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+    ) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
         result = conn.execute(self._writes.unlink_blob, {"repository_id": repo_id, "digest": digest})
-        return result.rowcount > 0
+        return _reported(conn, result.rowcount > 0, outbox)
 
     # Upload sessions
 
@@ -508,10 +527,14 @@ class SQLIndex:
         row = await self._first(query, repository=repository, reference=reference)
         return ManifestRecord(*row) if row else None
 
-    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
-        await self._transaction(self._put_manifest, repository, put)
+    async def put_manifest(
+        self, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry] = ()
+    ) -> None:
+        await self._transaction(self._put_manifest, repository, put, outbox)
 
-    def _put_manifest(self, conn: Connection, repository: str, put: ManifestPut) -> None:
+    def _put_manifest(
+        self, conn: Connection, repository: str, put: ManifestPut, outbox: Sequence[OutboxEntry]
+    ) -> None:
         record, writes = put.record, self._writes
         repo_id = self._repository_id(conn, repository, create=True)
         missing_blobs = _missing(conn, writes.linked_blobs, repo_id, put.blobs)
@@ -538,11 +561,14 @@ class SQLIndex:
         if put.tags:
             tag = {"repository_id": repo_id, "manifest_id": manifest_id, "now": utcnow()}
             conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
+        write_entries(conn, outbox)
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
-        return await self._transaction(self._delete_manifest, repository, digest)
+    async def delete_manifest(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
+        return await self._transaction(self._delete_manifest, repository, digest, outbox)
 
-    def _delete_manifest(self, conn: Connection, repository: str, digest: str) -> bool:
+    def _delete_manifest(
+        self, conn: Connection, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+    ) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
@@ -556,17 +582,17 @@ class SQLIndex:
             self._writes.delete_manifest,
         ):
             conn.execute(statement, {"manifest_id": manifest_id})
-        return True
+        return _reported(conn, True, outbox)
 
-    async def delete_tag(self, repository: str, tag: str) -> bool:
-        return await self._transaction(self._delete_tag, repository, tag)
+    async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
+        return await self._transaction(self._delete_tag, repository, tag, outbox)
 
-    def _delete_tag(self, conn: Connection, repository: str, tag: str) -> bool:
+    def _delete_tag(self, conn: Connection, repository: str, tag: str, outbox: Sequence[OutboxEntry]) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
         result = conn.execute(self._writes.delete_tag, {"repository_id": repo_id, "name": tag})
-        return result.rowcount > 0
+        return _reported(conn, result.rowcount > 0, outbox)
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         tags = await self._column(_TAGS, repository=repository, last=last or "", limit=_limit(limit))
@@ -624,6 +650,13 @@ class SQLIndex:
 
     async def manifest_tags(self, repository: str, digest: str) -> list[str]:
         return await self._column(_MANIFEST_TAGS, repository=repository, digest=digest)
+
+
+def _reported(conn: Connection, changed: bool, outbox: Sequence[OutboxEntry]) -> bool:
+    """Whether a delete changed anything; only then are its events stored (nothing happened otherwise)."""
+    if changed:
+        write_entries(conn, outbox)
+    return changed
 
 
 def _limit(limit: int | None) -> int:

@@ -128,8 +128,7 @@ class BlobService:
         except BlobUnreadable as error:
             log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
-        pulled = Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=end - first)
-        self.events.emit(pulled)
+        self._pulled(repository, digest, end - first)
         return _resumed(piece, stream)
 
     def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
@@ -137,8 +136,11 @@ class BlobService:
         The store is not asked whether it still has the bytes: a lost object is the bucket's 404."""
         url = self.store.redirect_url(digest)
         if url is not None:
-            self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
+            self._pulled(repository, digest, size)
         return url
+
+    def _pulled(self, repository: str, digest: Digest, size: int) -> None:
+        self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
 
     async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
         """The file a server may send itself for a whole blob of `size` bytes, or None when the store
@@ -158,19 +160,26 @@ class BlobService:
                 size,
             )
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        # A pull as much as `open`'s (metrics and webhooks once missed the zero-copy sends).
+        self._pulled(repository, digest, size)
         return path
 
     async def delete(self, repository: str, digest: Digest) -> None:
-        if not await self.index.unlink_blob(repository, str(digest)):
+        event = Event.now(Target.BLOB, Action.DELETE, repository, digest=str(digest))
+        if not await self.index.unlink_blob(repository, str(digest), self.events.outbox([event])):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        self.events.emit(event)
 
     async def mount(self, repository: str, digest: Digest, source: str) -> bool:
         """Link a blob of `source` into `repository`; False when it must be uploaded instead."""
         size = await self.index.blob_size(source, str(digest))
         if size is None:
             return False
-        await self.index.link_blob(repository, str(digest), size)
-        self.events.emit(Event.now(Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size))
+        mounted = Event.now(
+            Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size, from_repository=source
+        )
+        await self.index.link_blob(repository, str(digest), size, outbox=self.events.outbox([mounted]))
+        self.events.emit(mounted)
         return True
 
     async def mount_readable(self, repository: str, digest: Digest, readable: Callable[[str], bool]) -> bool:
@@ -263,17 +272,20 @@ class BlobService:
                 if error.code is ErrorCode.DIGEST_INVALID:
                     await self._discard(upload_id)
                 raise
-            await self.index.link_blob(repository, str(digest), size, upload_id)
-        self._committed(repository, digest, size)
+            await self._link_pushed(repository, digest, size, upload_id)
 
     async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
         """A monolithic upload: no session is recorded, the store takes the bytes in one go."""
         size = await self.store.ingest(body, digest)
-        await self.index.link_blob(repository, str(digest), size)
-        self._committed(repository, digest, size)
+        await self._link_pushed(repository, digest, size)
 
-    def _committed(self, repository: str, digest: Digest, size: int) -> None:
-        self.events.emit(Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size))
+    async def _link_pushed(
+        self, repository: str, digest: Digest, size: int, upload_id: str | None = None
+    ) -> None:
+        """Link a committed blob, its push event stored in the same transaction, then emit that event."""
+        pushed = Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size)
+        await self.index.link_blob(repository, str(digest), size, upload_id, self.events.outbox([pushed]))
+        self.events.emit(pushed)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         if not await self.index.upload_exists(upload_id, repository):

@@ -201,17 +201,18 @@ class ManifestService:
         self.events = events
 
     async def put(self, repository: str, put: ManifestPut) -> ManifestRecord:
+        # One event per tag applied (as Distribution sends one per tagged push), or one untagged.
+        events = [_manifest_event(Action.PUSH, repository, put.record, tag) for tag in put.tags or ("",)]
         try:
-            await self.index.put_manifest(repository, put)
+            await self.index.put_manifest(repository, put, self.events.outbox(events))
         except MissingReferences as missing:
             if missing.blobs:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digests": missing.blobs}) from None
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
             ) from None
-        # One event per tag applied (as Distribution sends one per tagged push), or one untagged.
-        for tag in put.tags or ("",):
-            self.events.emit(_manifest_event(Action.PUSH, repository, put.record, tag))
+        for event in events:
+            self.events.emit(event)
         return put.record
 
     async def find(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
@@ -243,10 +244,10 @@ class ManifestService:
         if is_digest(reference):
             Digest.parse(reference)
             event = Event.now(Target.MANIFEST, Action.DELETE, repository, digest=reference)
-            deleted = await self.index.delete_manifest(repository, reference)
+            deleted = await self.index.delete_manifest(repository, reference, self.events.outbox([event]))
         elif valid_tag(reference):
             event = Event.now(Target.TAG, Action.DELETE, repository, tag=reference)
-            deleted = await self.index.delete_tag(repository, reference)
+            deleted = await self.index.delete_tag(repository, reference, self.events.outbox([event]))
         else:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
         if not deleted:
