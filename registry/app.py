@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import API_VERSION_HEADER, error_response, http_error, registry_error
+from registry.api.common import http_error, registry_error
 from registry.api.failures import FailureBoundary
+from registry.api.gate import Gate, PrematchedRouter
 from registry.api.routes import ROUTES
 from registry.config import Settings
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import RegistryError
 from registry.events import Dispatcher
 from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
@@ -123,49 +123,6 @@ class Registry:
         )
 
 
-class _VersionHeader:
-    """Adds `Docker-Distribution-API-Version` to every response, errors included, as clients expect."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header = (API_VERSION_HEADER[0].lower().encode(), API_VERSION_HEADER[1].encode())
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-
-class _ReadOnly:
-    """`read_only: true`: pulls are served, every change under /v2/ is refused (while `registry gc` runs)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] not in ("GET", "HEAD")
-            and scope["path"].startswith("/v2/")
-        ):
-            refused = RegistryError(
-                ErrorCode.UNSUPPORTED,
-                {"reason": "read-only mode"},
-                message="the registry is read-only",
-                status=405,
-            )
-            await error_response(refused)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
     """The webhook sender of this process, when some endpoint is configured."""
     notifier = registry.events.notifier
@@ -222,31 +179,30 @@ def create_app(settings: Settings) -> Starlette:
             await registry.index.close()
 
     app = Starlette(
-        routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
             RegistryError: registry_error,
             HTTPException: http_error,
         },
     )
+    app.router = PrematchedRouter(ROUTES, lifespan=lifespan, redirect_slashes=False)
     app.state.registry = registry
-    app.router.redirect_slashes = False
+    check = None
     if registry.auth is not None:
-        # Inside _VersionHeader: clients recognise a registry's 401 by that header.
-        from registry.auth.middleware import AuthMiddleware
+        from registry.auth.middleware import AccessCheck
 
-        app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
-    if settings.storage.maintenance.readonly.enabled:
-        app.add_middleware(_ReadOnly)
-    # Every failure the layers above did not answer, their 500s included, still gets the version header.
-    app.add_middleware(FailureBoundary)
+        check = AccessCheck(registry.auth)
+    app.add_middleware(
+        Gate, routes=ROUTES, read_only=settings.storage.maintenance.readonly.enabled, check=check
+    )
     if settings.limits.rate:
-        # Outside auth: failed logins count against the rate too.
+        # Outside the gate: failed logins count against the rate too.
         app.add_middleware(
             RateLimit,
             rate=settings.limits.rate,
             burst=settings.limits.burst,
             trusted_proxies=settings.trusted_proxy_addresses,
         )
-    app.add_middleware(_VersionHeader)
+    # Every answer the layers inside give, their 500s included, gets the API version header here.
+    app.add_middleware(FailureBoundary)
     return app

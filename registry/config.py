@@ -143,11 +143,22 @@ class MaintenanceSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RedirectSettings:
+    disable: bool = setting(
+        True,
+        "Blob GETs from S3 stream through the server. `false`: they answer 307 to a presigned URL of the "
+        "object (valid 20 minutes), so the bytes go from the bucket to the client directly. (Distribution "
+        "redirects by default; streaming is the default here, as the server then sees every pull.)",
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StorageSettings:
     filesystem: FilesystemSettings = section(FilesystemSettings, "The filesystem store (the default).")
     s3: S3Settings = section(S3Settings, "The S3 store, used when `bucket` is set.")
     delete: DeleteSettings = section(DeleteSettings, "Deletes.")
     maintenance: MaintenanceSettings = section(MaintenanceSettings, "Upkeep.")
+    redirect: RedirectSettings = section(RedirectSettings, "S3 blob GETs answered by the bucket itself.")
 
     @property
     def kind(self) -> str:

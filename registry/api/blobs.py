@@ -59,6 +59,11 @@ async def get_blob(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    url = blobs.redirect(name, digest, size)
+    if url is not None:
+        # The client repeats the request (Range included) at the bucket, as with Distribution's redirect.
+        moved = {"Location": url, "Docker-Content-Digest": str(digest), "Content-Length": "0"}
+        return Response(status_code=307, headers=moved)
     # The pathsend extension sends a whole file and has no byte range: ranges stream.
     if wanted is None and PATHSEND in request.scope.get("extensions", {}):
         path = await blobs.local_file(name, digest, size)

@@ -76,7 +76,6 @@ UNSUPPORTED: Mapping[str, str] = {
 # Distribution's keys that need nothing here: what they ask for is how this registry works anyway.
 NEEDLESS: Mapping[str, str] = {
     "http.secret": "upload state lives in the index, not in signed cookies",
-    "storage.redirect": "blobs are always served through the registry",
 }
 
 # Our flat keys before the settings took Distribution's layout, and their new paths.

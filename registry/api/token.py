@@ -23,15 +23,14 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from registry.api.common import error_response, services
+from registry.api.common import services
 from registry.auth.audit import audit
 from registry.auth.authority import Authority
 from registry.auth.identity import ANONYMOUS, Identity
 from registry.auth.logins import LoginThrottled
-from registry.auth.middleware import too_many_logins
 from registry.auth.scopes import ResourceScope, parse_scopes
 from registry.auth.tokens import REFRESH, TokenError
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, error_response, too_many_logins
 
 MAX_FORM = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
