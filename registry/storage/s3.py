@@ -185,7 +185,8 @@ class S3Store:
         return None
 
     def redirect_url(self, digest: Digest) -> str | None:
-        """With `storage.redirect.disable: false`: a presigned GET of the object, signed here without a request to S3."""
+        """With `storage.redirect.disable: false`: a presigned GET of the object, signed here without
+        a request to S3."""
         if not self.redirect:
             return None
         params = {"Bucket": self.bucket, "Key": self.blob_key(digest)}
