@@ -1,5 +1,6 @@
 """`storage.redirect.disable: false`: blob GETs answer 307 to a presigned URL of the object, which the
-client fetches from the bucket itself (a moto server here), whole or by range; HEADs and unknown blobs answer as always."""
+client fetches from the bucket itself (a moto server here), whole or by range; HEADs and unknown blobs
+answer as always."""
 
 from __future__ import annotations
 
