@@ -82,8 +82,9 @@ class Driver(Protocol):
         ...
 
     async def writer(self, path: str, *, resume: bool) -> Writer:
-        """Begin an empty writer at `path` (FileExistsError when one is there), or with `resume`
-        take up the one there (FileNotFoundError when there is none)."""
+        """Begin an empty writer at `path`, or with `resume` take up the one there (FileNotFoundError
+        when there is none). Paths of new writers are fresh names; the filesystem also refuses one
+        already there (FileExistsError)."""
         ...
 
     async def move(self, source: str, target: str) -> None:
