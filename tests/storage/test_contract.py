@@ -45,7 +45,8 @@ async def commit(store: BlobStore, upload_id: str, digest: Digest) -> int:
     return await writer.commit(digest)
 
 
-@pytest.mark.parametrize("size", [0, SMALL, BIG])
+# Just over the single-piece body: on S3 a writer left with only a tail, under one part.
+@pytest.mark.parametrize("size", [0, SMALL, 4 * MiB + 1000, BIG])
 def test_ingest_stores_a_verified_blob(backend: Backend, size: int) -> None:
     data = os.urandom(size)
     digest = Digest.of(data)
