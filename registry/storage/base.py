@@ -8,7 +8,7 @@ Everything streams; no method takes or returns a whole blob.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Protocol
 
@@ -78,7 +78,9 @@ class BlobStore(Protocol):
         server the transfer (`storage.redirect.disable: false`); None when pulls go through the server."""
         ...
 
-    async def delete(self, digest: Digest) -> None: ...
+    async def delete(self, digest: Digest) -> None:
+        """Remove a committed blob's bytes. Idempotent: deleting a missing blob is not an error."""
+        ...
 
     async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
         """Store a whole blob sent in one request, verified against `expected`; returns its size.
@@ -89,6 +91,13 @@ class BlobStore(Protocol):
 
     async def purge_ingest(self, before: float) -> int:
         """Remove what interrupted `ingest` calls left, last written before the `before` timestamp."""
+        ...
+
+    async def purge_uploads(self, before: float, live: Collection[str]) -> int:
+        """Remove staged session bytes last written before `before` whose session id is not in `live`
+        (S3 multipart uploads aborted too): what a session left when its index row went without it.
+        Sessions the index still knows are removed with `delete_upload`. Returns how many things went.
+        """
         ...
 
     async def create_upload(self, upload_id: str) -> None: ...
@@ -106,10 +115,20 @@ class BlobStore(Protocol):
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
-    # Scrub: the walk over every committed blob and the way a corrupt one is taken out of service.
+    # Scrub and collector: the walk over every committed blob and the way a corrupt one is taken out
+    # of service.
 
     def list_blobs(self) -> AsyncIterator[Digest]:
         """Every committed blob's digest, in no promised order (quarantined ones are not blobs)."""
+        ...
+
+    def list_blob_times(self) -> AsyncIterator[tuple[Digest, float]]:
+        """Every committed blob's digest with the time (POSIX seconds) it was last published.
+
+        For a collector of bytes no index row names (a crash between publish and link leaves them):
+        every publish, a re-push of the same bytes included, sets this time, so removing only blobs
+        older than a grace never takes bytes from a push still on its way to its link.
+        """
         ...
 
     async def quarantine(self, digest: Digest) -> str | None:

@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from registry.storage import BlobStore, FilesystemStore
+from registry.storage.drivers import Driver
+from registry.storage.drivers.filesystem import FilesystemDriver
 from tests.support.tools import free_port, require_tool
 
 MOTO_KEYS = {"access_key": "testing", "secret_key": "testing", "region": "us-east-1"}
@@ -84,6 +86,8 @@ class Backend:
     # Raw access to a layout path (as `contents` names it), past every check: how a test rots a blob.
     write_raw: Callable[[str, bytes], None]
     read_raw: Callable[[str], bytes]
+    # The bare driver under the store, on the same backing storage.
+    driver: Callable[[], Driver]
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -102,10 +106,12 @@ def _filesystem(root: Path) -> Backend:
         lambda: (root / "ingest" / uuid.uuid4().hex).write_bytes(b"interrupted"),
         lambda name, data: _write_file(root / name, data),
         lambda name: (root / name).read_bytes(),
+        lambda: FilesystemDriver(root, scratch="ingest"),
     )
 
 
 def _s3(endpoint: str) -> Backend:
+    from registry.storage.drivers.s3 import S3Driver
     from registry.storage.s3 import S3Store
 
     bucket = new_bucket(endpoint)
@@ -132,6 +138,7 @@ def _s3(endpoint: str) -> Backend:
         plant,
         lambda name, data: client.put_object(Bucket=bucket, Key=prefix + name, Body=data),
         lambda name: client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read(),
+        lambda: S3Driver(bucket, prefix=prefix, endpoint_url=endpoint, **MOTO_KEYS),
     )
 
 

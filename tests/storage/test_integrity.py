@@ -55,7 +55,7 @@ class StoreServer:
             path = self.process.data_dir / "blobs" / "uploads" / upload_id
             return path.stat().st_size if path.exists() else 0
         client = s3_client(self.endpoint)
-        uploads = client.list_multipart_uploads(Bucket=self.bucket, Prefix=f"uploads/{upload_id}/")
+        uploads = client.list_multipart_uploads(Bucket=self.bucket, Prefix=f"uploads/{upload_id}")
         total = 0
         for upload in uploads.get("Uploads", []):
             parts = client.list_parts(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
