@@ -20,6 +20,7 @@ from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Dispatcher
 from registry.index import MetadataIndex, SQLIndex
+from registry.lifecycle.scheduler import start_background_gc
 from registry.limits.rate import RateLimit
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
@@ -83,7 +84,12 @@ class Registry:
             store=store,
             events=events,
             blobs=BlobService(
-                index, store, events, settings.upload_expiry, settings.max_uploads_per_repository
+                index,
+                store,
+                events,
+                settings.upload_expiry,
+                settings.max_uploads_per_repository,
+                link_refresh=settings.gc.grace / 2,
             ),
             manifests=ManifestService(index, events),
             users=users,
@@ -113,7 +119,7 @@ class _VersionHeader:
 
 
 class _ReadOnly:
-    """`read_only: true`: pulls are served, every change under /v2/ is refused (while `registry gc` runs)."""
+    """`read_only: true`: pulls are served, every change under /v2/ is refused (maintenance)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -157,13 +163,17 @@ def create_app(settings: Settings) -> Starlette:
         await registry.index.open()
         purger = asyncio.create_task(_purge_uploads(registry))
         scrubber = start_background_scrub(settings, registry.index, registry.store)
+        collector = start_background_gc(
+            settings.gc, registry.index, registry.store, registry.blobs.purge_expired
+        )
         try:
             yield
         finally:
             purger.cancel()
-            if scrubber is not None:
-                scrubber.cancel()
-                await asyncio.gather(scrubber, return_exceptions=True)
+            for task in (scrubber, collector):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if registry.users is not None:
                 await registry.users.close()
             await registry.index.close()

@@ -152,6 +152,21 @@ def default_data_dir() -> Path:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GcSettings:
+    """The online garbage collector (registry/lifecycle/collector.py), run inside `registry serve`."""
+
+    # Seconds between background collections (0 = off); one process of all servers sharing the index
+    # runs each (a leader lock), the others skip it.
+    interval: float = 3600.0
+    # Seconds a blob pushed or mounted (and a manifest pushed) is spared, so a push in progress is never
+    # collected, and that its bytes are kept after its records go. A grace shorter than a slow push takes
+    # makes that push fail with MANIFEST_BLOB_UNKNOWN (the client pushes again).
+    grace: float = 3600.0
+    # Also collect untagged manifests that no index references (and their referrers).
+    untagged: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = "127.0.0.1:5000"
     data_dir: Path = dataclasses.field(default_factory=default_data_dir)
@@ -194,7 +209,7 @@ class Settings:
     # Seconds start-up (of serve and every command that opens the index) waits for a PostgreSQL server
     # that does not answer yet (it may be starting beside the registry), trying each second; 0: once.
     database_wait: float = 30.0
-    # Serve pulls only: every change under /v2/ is refused. Set it while `registry gc` runs.
+    # Serve pulls only: every change under /v2/ is refused (maintenance; `registry gc` does not need it).
     read_only: bool = False
     # Seconds a request body may send nothing before the request is abandoned (an upload's chunk rolls
     # back) and its connection closed; seconds an idle keep-alive connection (or one still sending its
@@ -252,6 +267,8 @@ class Settings:
     # and the most bytes per second it reads, so that it stays out of the way of pulls.
     scrub_interval: float = 0.0
     scrub_rate: int = 8 * 1024 * 1024
+
+    gc: GcSettings = dataclasses.field(default_factory=GcSettings)
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
