@@ -239,8 +239,8 @@ class _WriteStatements:
         self.refresh_link = (
             update(RepositoryBlob)
             .where(
-                RepositoryBlob.repository_id == bindparam("repository_id"),
-                RepositoryBlob.digest == bindparam("digest"),
+                RepositoryBlob.repository_id == bindparam("in_repository"),
+                RepositoryBlob.digest == bindparam("of_digest"),
                 RepositoryBlob.linked_at < bindparam("older_than"),
             )
             .values(linked_at=bindparam("now"))
@@ -576,7 +576,7 @@ class SQLIndex:
 
     def _refresh_link(self, conn: Connection, repository: str, digest: str, older_than: datetime) -> None:
         repo_id = self._repository_id(conn, repository)
-        params = {"repository_id": repo_id, "digest": digest, "older_than": older_than, "now": utcnow()}
+        params = {"in_repository": repo_id, "of_digest": digest, "older_than": older_than, "now": utcnow()}
         conn.execute(self._writes.refresh_link, params)
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:

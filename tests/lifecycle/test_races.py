@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -385,5 +386,32 @@ def test_a_dry_run_changes_nothing(index_url: str, backend: Backend) -> None:
             assert surveyed is not None and (surveyed.blobs, surveyed.blob_bytes) == (1, len(LAYER))
             assert await a.blobs.size("race/one", digest) == len(LAYER)
             assert await _stored(backend, LAYER)
+
+    asyncio.run(scenario())
+
+
+@FILESYSTEM_ONLY
+def test_a_head_keeps_an_old_blob_through_the_grace(index_url: str, backend: Backend) -> None:
+    """A client that finds a blob with HEAD skips pushing it and references it next: the HEAD moves the
+    link time of a link older than half the grace to now, so the collector spares the blob."""
+
+    async def scenario() -> None:
+        async with replicas(index_url, backend, count=1) as (a,):
+            found, forgotten = (
+                await _push_blob(a, "race/old", b"found by HEAD"),
+                await _push_blob(a, "race/old", LAYER),
+            )
+            engine = create_engine(index_url)
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE repository_blobs SET linked_at = :then"),
+                    {"then": datetime(2000, 1, 1, tzinfo=UTC)},
+                )
+            await engine.dispose()
+            assert await a.blobs.found("race/old", found) == len(b"found by HEAD")
+            collected = await a.collector(grace=3600).run()
+            assert collected is not None and collected.blobs == 1
+            assert await a.blobs.size("race/old", found) == len(b"found by HEAD")
+            assert await a.index.blob_size("race/old", str(forgotten)) is None
 
     asyncio.run(scenario())
