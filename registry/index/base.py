@@ -173,9 +173,12 @@ class MetadataIndex(Protocol):
         """
         ...
 
-    async def forget_blob(self, digest: str, linked_before: datetime, delete_after: datetime) -> int | None:
-        """Re-check a candidate under its row's lock and, if still garbage, drop its links and record and
-        queue its bytes for deletion after `delete_after`, in one transaction; its size, or None."""
+    async def forget_blobs(
+        self, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        """Re-check candidates, each under its row's lock, and drop those still garbage with their links,
+        queueing their bytes for deletion after `delete_after`, in one transaction; (digest, size) of
+        each dropped."""
         ...
 
     async def garbage_manifests(self, created_before: datetime, untagged: bool) -> list[tuple[str, str]]:
@@ -200,11 +203,12 @@ class MetadataIndex(Protocol):
         ...
 
     async def delete_due_bytes(
-        self, now: datetime, delete: Callable[[str], Awaitable[None]], limit: int
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
     ) -> list[str]:
-        """For up to `limit` queued deletes due by `now`: call `delete(digest)` (the store's delete) while
-        the queue row is held, unless a blob record has come back for it, and drop the row. The digests
-        whose bytes went. The index never touches bytes itself; it only says when it is safe to."""
+        """Work through the queued deletes due by `now`, up to `batch` per transaction: call
+        `delete(digest)` (the store's delete) while the queue rows are held, unless a blob record has
+        come back for it, and drop the rows. The digests whose bytes went. The index never touches bytes
+        itself; it only says when it is safe to."""
         ...
 
     async def due_deletes(self, now: datetime) -> int:

@@ -260,11 +260,11 @@ class _WriteStatements:
         )
         self.queue_orphan = queue.on_conflict_do_nothing(index_elements=["digest"])
         self.unqueue_delete = delete(PendingDelete).where(PendingDelete.digest == bindparam("digest"))
-        self.due_delete = (
+        self.due_deletes = (
             select(PendingDelete.digest)
             .where(PendingDelete.delete_after <= bindparam("now"))
             .order_by(PendingDelete.delete_after)
-            .limit(1)
+            .limit(bindparam("batch"))
             .with_for_update(skip_locked=True)
         )
         link_blob = insert(table(RepositoryBlob)).values(
@@ -738,20 +738,25 @@ class SQLIndex:
         # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
         return await self._transaction(_scalars, _UNREFERENCED_BLOBS, {"linked_before": linked_before})
 
-    async def forget_blob(self, digest: str, linked_before: datetime, delete_after: datetime) -> int | None:
-        return await self._transaction(self._forget_blob, digest, linked_before, delete_after)
+    async def forget_blobs(
+        self, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        return await self._transaction(self._forget_blobs, digests, linked_before, delete_after)
 
-    def _forget_blob(
-        self, conn: Connection, digest: str, linked_before: datetime, delete_after: datetime
-    ) -> int | None:
-        params = {"digest": digest, "linked_before": linked_before, "delete_after": delete_after}
-        size = conn.scalar(self._writes.lock_blob, params)
-        if size is None or conn.execute(self._writes.garbage_blob, params).first() is None:
-            return None
-        conn.execute(self._writes.unlink_everywhere, params)
-        conn.execute(self._writes.forget_blob, params)
-        conn.execute(self._writes.queue_delete, params)
-        return size
+    def _forget_blobs(
+        self, conn: Connection, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        forgotten = []
+        for digest in digests:
+            params = {"digest": digest, "linked_before": linked_before, "delete_after": delete_after}
+            size = conn.scalar(self._writes.lock_blob, params)
+            if size is None or conn.execute(self._writes.garbage_blob, params).first() is None:
+                continue
+            conn.execute(self._writes.unlink_everywhere, params)
+            conn.execute(self._writes.forget_blob, params)
+            conn.execute(self._writes.queue_delete, params)
+            forgotten.append((digest, size))
+        return forgotten
 
     async def garbage_manifests(self, created_before: datetime, untagged: bool) -> list[tuple[str, str]]:
         params = {"created_before": created_before, "untagged": untagged}
@@ -790,57 +795,52 @@ class SQLIndex:
         return conn.execute(self._writes.queue_orphan, params).rowcount > 0
 
     async def delete_due_bytes(
-        self, now: datetime, delete: Callable[[str], Awaitable[None]], limit: int
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
     ) -> list[str]:
         deleted: list[str] = []
-        for _ in range(limit):
+        while True:
             if self._sqlite:
-                outcome = await self._transaction(
-                    self._delete_due_sync, now, delete, asyncio.get_running_loop()
-                )
+                loop = asyncio.get_running_loop()
+                taken = await self._transaction(self._delete_due_sync, now, delete, batch, loop)
             else:
-                outcome = await self._delete_due_async(now, delete)
-            if outcome is None:
-                break
-            digest, gone = outcome
-            if gone:
-                deleted.append(digest)
-        return deleted
+                taken = await self._delete_due_async(now, delete, batch)
+            if taken is None:
+                return deleted
+            deleted += taken
 
     def _delete_due_sync(
         self,
         conn: Connection,
         now: datetime,
         delete: Callable[[str], Awaitable[None]],
+        batch: int,
         loop: asyncio.AbstractEventLoop,
-    ) -> tuple[str, bool] | None:
+    ) -> list[str] | None:
         """SQLite: on the writer thread, inside the write transaction that keeps every writer (and so
         every `hold_bytes`) out until the store has deleted the bytes; `delete` runs on the event loop
         meanwhile, and must not itself wait for an index write."""
-        digest = conn.scalar(self._writes.due_delete, {"now": now})
-        if digest is None:
+        due = list(conn.scalars(self._writes.due_deletes, {"now": now, "batch": batch}))
+        if not due:
             return None
-        gone = conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None
-        if gone:
-            asyncio.run_coroutine_threadsafe(delete(digest), loop).result()
-        conn.execute(self._writes.unqueue_delete, {"digest": digest})
-        return digest, gone
+        gone = [digest for digest in due if conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None]
+        asyncio.run_coroutine_threadsafe(_delete_all(delete, gone), loop).result()
+        conn.execute(self._writes.unqueue_delete, [{"digest": digest} for digest in due])
+        return gone
 
     async def _delete_due_async(
-        self, now: datetime, delete: Callable[[str], Awaitable[None]]
-    ) -> tuple[str, bool] | None:
-        """PostgreSQL: the queue row stays locked (FOR UPDATE, skipped by other collectors) across the
-        store's delete, so a writer's `hold_bytes` waits until the bytes are gone and publishes after."""
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
+    ) -> list[str] | None:
+        """PostgreSQL: the queue rows stay locked (FOR UPDATE, skipped by other collectors) across the
+        store's deletes, so a writer's `hold_bytes` waits until the bytes are gone and publishes after."""
         assert self._async_engine is not None
         async with self._async_engine.begin() as conn:
-            digest = await conn.scalar(self._writes.due_delete, {"now": now})
-            if digest is None:
+            due = list(await conn.scalars(self._writes.due_deletes, {"now": now, "batch": batch}))
+            if not due:
                 return None
-            gone = await conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None
-            if gone:
-                await delete(digest)
-            await conn.execute(self._writes.unqueue_delete, {"digest": digest})
-            return digest, gone
+            gone = [digest for digest in due if await conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None]
+            await _delete_all(delete, gone)
+            await conn.execute(self._writes.unqueue_delete, [{"digest": digest} for digest in due])
+            return gone
 
     async def due_deletes(self, now: datetime) -> int:
         # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
@@ -922,6 +922,11 @@ def _missing(conn: Connection, query: Select, repository_id: int | None, wanted:
 
 def _scalars(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:
     return list(conn.scalars(query, params))
+
+
+async def _delete_all(delete: Callable[[str], Awaitable[None]], digests: list[str]) -> None:
+    """The store deletes of one batch, side by side (each is a round trip on S3)."""
+    await asyncio.gather(*(delete(digest) for digest in digests))
 
 
 def _all_rows(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:

@@ -74,8 +74,10 @@ log = logging.getLogger("registry.gc")
 DEFAULT_GRACE = timedelta(hours=1)
 # Rounds of the manifest pass: each may expose another level (an index, then its children).
 MANIFEST_ROUNDS = 16
-# Byte deletes per run; the rest wait for the next one.
-DELETES_PER_RUN = 1_000_000
+# Blobs re-checked and forgotten, and queued byte deletes done, per transaction: few enough that a
+# writer waiting for the lock (SQLite's write lock, or a row's) waits milliseconds, enough that a large
+# collection is not a transaction per blob.
+BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +154,7 @@ class Collector:
             freed += await self.store.stat(digest) or 0
             await self.store.delete(digest)
 
-        deleted = await self.index.delete_due_bytes(_now(), delete, DELETES_PER_RUN)
+        deleted = await self.index.delete_due_bytes(_now(), delete, BATCH)
         uploads = await self.purge_uploads() if self.purge_uploads is not None else 0
         return Collection(manifests, blobs, blob_bytes, orphans, len(deleted), freed, uploads)
 
@@ -174,13 +176,14 @@ class Collector:
     async def _forget_blobs(self) -> tuple[int, int]:
         now = _now()
         linked_before, delete_after = now - self.grace, now + self.grace
+        candidates = await self.index.unreferenced_blobs(linked_before)
         blobs = size = 0
-        for digest in await self.index.unreferenced_blobs(linked_before):
-            await self.pause(FORGET_BLOB, digest)
-            forgotten = await self.index.forget_blob(digest, linked_before, delete_after)
-            if forgotten is not None:
-                blobs += 1
-                size += forgotten
+        for start in range(0, len(candidates), BATCH):
+            batch = candidates[start : start + BATCH]
+            await self.pause(FORGET_BLOB, batch[0])
+            forgotten = await self.index.forget_blobs(batch, linked_before, delete_after)
+            blobs += len(forgotten)
+            size += sum(stored for _, stored in forgotten)
         return blobs, size
 
     async def _queue_orphans(self) -> int:

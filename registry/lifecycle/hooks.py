@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 
 Pause = Callable[[str, str], Awaitable[None]]
 
-# The collector, before the transaction that re-checks and forgets a manifest or a blob.
+# The collector, before the transaction that re-checks and forgets a manifest, or a batch of blobs (the
+# digest is the batch's first).
 FORGET_MANIFEST = "forget-manifest"
 FORGET_BLOB = "forget-blob"
 # The collector, between its index passes and its store passes (orphans, then byte deletes), outside
 # any transaction; the digest is "".
 STORE_PASSES = "store-passes"
-# The collector, holding a queued delete (the row locked), before it deletes the bytes from the store.
+# The collector, holding a batch of queued deletes (their rows locked), before it deletes each one's bytes.
 DELETE_BYTES = "delete-bytes"
 # A writer, holding the digest (`hold_bytes` committed), before it publishes the bytes in the store.
 PUBLISH = "publish"
