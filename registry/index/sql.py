@@ -336,8 +336,12 @@ class _WriteStatements:
         )
         self.delete_manifest = delete(Manifest).where(Manifest.id == bindparam("manifest_id"))
         # The collector locks a row first and re-checks it in a later statement: on PostgreSQL (read
-        # committed) that statement's snapshot then includes whatever a writer holding the row committed.
-        self.lock_blob = select(Blob.size).where(Blob.digest == bindparam("digest")).with_for_update()
+        # committed) that statement's snapshot then includes whatever a writer that held the row
+        # committed. It skips a row a writer holds now (being referenced: likely not garbage; the next
+        # run looks again), so it never waits for a writer, and a batch cannot deadlock with one.
+        self.lock_blob = (
+            select(Blob.size).where(Blob.digest == bindparam("digest")).with_for_update(skip_locked=True)
+        )
         self.garbage_blob = select(Blob.digest).where(
             Blob.digest == bindparam("digest"), _UNREFERENCED, _NO_RECENT_LINK
         )
@@ -345,7 +349,7 @@ class _WriteStatements:
             select(Manifest.id)
             .join(Repository, Repository.id == Manifest.repository_id)
             .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("digest"))
-            .with_for_update(of=Manifest)
+            .with_for_update(of=Manifest, skip_locked=True)
         )
         self.garbage_manifest = select(Manifest.id).where(
             Manifest.id == bindparam("manifest_id"), _GARBAGE_MANIFEST
