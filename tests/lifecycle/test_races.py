@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index.sql import create_engine
+from registry.lifecycle.collector import Collection, Collector
 from registry.lifecycle.hooks import (
     DELETE_BYTES,
     FORGET_BLOB,
@@ -58,6 +59,18 @@ async def _push_blob(replica: Replica, repository: str, data: bytes) -> Digest:
     return digest
 
 
+async def _push_blobs(replica: Replica, repository: str, blobs: list[bytes]) -> None:
+    for blob in blobs:
+        await _push_blob(replica, repository, blob)
+
+
+async def _paused(collector: Collector, held: Barrier) -> asyncio.Task[Collection | None]:
+    """A collection running until `held` holds it."""
+    collecting = asyncio.create_task(collector.run())
+    await held.reached.wait()
+    return collecting
+
+
 def _image(layers: list[bytes], name: str = "image") -> tuple[bytes, list[bytes]]:
     config = json.dumps({"architecture": "amd64", "os": "linux", "name": name}).encode()
     document = {
@@ -73,8 +86,7 @@ async def _push_image(
     replica: Replica, repository: str, reference: str, layers: list[bytes], name: str = "image"
 ) -> bytes:
     manifest, blobs = _image(layers, name)
-    for blob in blobs:
-        await _push_blob(replica, repository, blob)
+    await _push_blobs(replica, repository, blobs)
     await _put(replica, repository, reference, manifest)
     return manifest
 
@@ -101,8 +113,7 @@ def test_a_publish_waits_for_a_delete_of_its_bytes_in_progress(index_url: str, b
         async with replicas(index_url, backend) as (a, b):
             digest = await _push_blob(a, "race/one", LAYER)
             await a.blobs.delete("race/one", digest)
-            collecting = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(pause=held), held)
             pushing = asyncio.create_task(_push_blob(b, "race/two", LAYER))
             await _blocked_on_a_lock(index_url, pushing)
             held.released.set()
@@ -170,10 +181,8 @@ def test_a_manifest_put_after_its_blobs_are_forgotten_fails_and_a_repush_works(
         held = Barrier(STORE_PASSES)
         async with replicas(index_url, backend) as (a, b):
             manifest, blobs = _image([LAYER])
-            for blob in blobs:
-                await _push_blob(a, "race/app", blob)
-            collecting = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            await _push_blobs(a, "race/app", blobs)
+            collecting = await _paused(a.collector(pause=held), held)
             with pytest.raises(RegistryError) as refused:
                 await _put(b, "race/app", "v1", manifest)
             assert refused.value.code is ErrorCode.MANIFEST_BLOB_UNKNOWN
@@ -194,10 +203,8 @@ def test_a_manifest_put_before_the_forget_keeps_its_blobs(index_url: str, backen
         held = Barrier(FORGET_BLOB)
         async with replicas(index_url, backend) as (a, b):
             manifest, blobs = _image([LAYER])
-            for blob in blobs:
-                await _push_blob(a, "race/app", blob)
-            collecting = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            await _push_blobs(a, "race/app", blobs)
+            collecting = await _paused(a.collector(pause=held), held)
             await _put(b, "race/app", "v1", manifest)
             held.released.set()
             collected = await collecting
@@ -214,8 +221,7 @@ def test_a_mount_of_a_forgotten_blob_asks_for_an_upload(index_url: str, backend:
         held = Barrier(STORE_PASSES)
         async with replicas(index_url, backend) as (a, b):
             digest = await _push_blob(a, "race/source", LAYER)
-            collecting = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(pause=held), held)
             assert not await b.blobs.mount("race/target", digest, "race/source")
             held.released.set()
             await collecting
@@ -230,8 +236,7 @@ def test_a_mount_before_the_forget_keeps_the_blob(index_url: str, backend: Backe
         held = Barrier(FORGET_BLOB)
         async with replicas(index_url, backend) as (a, b):
             digest = await _push_blob(a, "race/source", LAYER)
-            collecting = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(pause=held), held)
             assert await b.blobs.mount("race/target", digest, "race/source")
             held.released.set()
             collected = await collecting
@@ -252,8 +257,7 @@ def test_a_manifest_re_tagged_while_being_collected_stays(index_url: str, backen
             old = await _push_image(a, "race/tags", "latest", [b"base", b"old top"], "old")
             new = await _push_image(b, "race/tags", "latest", [b"base", b"new top"], "new")  # tag moved
             held = Barrier(FORGET_MANIFEST, sha256(old))
-            collecting = asyncio.create_task(a.collector(untagged=True, pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(untagged=True, pause=held), held)
             await _put(b, "race/tags", "previous", old)
             held.released.set()
             collected = await collecting
@@ -279,15 +283,13 @@ def test_an_index_pushed_while_its_child_is_being_collected_keeps_it(
     async def scenario() -> None:
         async with replicas(index_url, backend) as (a, b):
             child, blobs = _image([b"amd64 layer"], "amd64")
-            for blob in blobs:
-                await _push_blob(a, "race/multi", blob)
+            await _push_blobs(a, "race/multi", blobs)
             await _put(a, "race/multi", sha256(child), child)
             index = json.dumps(
                 {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor(child, OCI_MANIFEST)]}
             ).encode()
             held = Barrier(FORGET_MANIFEST, sha256(child))
-            collecting = asyncio.create_task(a.collector(untagged=True, pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(untagged=True, pause=held), held)
             await _put(b, "race/multi", "v1", index, OCI_INDEX)
             held.released.set()
             collected = await collecting
@@ -309,14 +311,12 @@ def test_an_index_refers_to_a_collected_child_in_vain(index_url: str, backend: B
         held = Barrier(STORE_PASSES)
         async with replicas(index_url, backend) as (a, b):
             child, blobs = _image([b"arm64 layer"], "arm64")
-            for blob in blobs:
-                await _push_blob(a, "race/multi", blob)
+            await _push_blobs(a, "race/multi", blobs)
             await _put(a, "race/multi", sha256(child), child)
             index = json.dumps(
                 {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor(child, OCI_MANIFEST)]}
             ).encode()
-            collecting = asyncio.create_task(a.collector(untagged=True, pause=held).run())
-            await held.reached.wait()
+            collecting = await _paused(a.collector(untagged=True, pause=held), held)
             with pytest.raises(RegistryError) as refused:
                 await _put(b, "race/multi", "v1", index, OCI_INDEX)
             assert refused.value.code is ErrorCode.MANIFEST_UNKNOWN
@@ -365,8 +365,7 @@ def test_one_collector_at_a_time(index_url: str, backend: Backend) -> None:
         held = Barrier(FORGET_BLOB)
         async with replicas(index_url, backend) as (a, b):
             await _push_blob(a, "race/one", LAYER)
-            first = asyncio.create_task(a.collector(pause=held).run())
-            await held.reached.wait()
+            first = await _paused(a.collector(pause=held), held)
             assert await b.collector().run() is None
             held.released.set()
             collected = await first

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from registry.storage import BlobStore, FilesystemStore
-from tests.storage.conftest import MOTO_KEYS, new_bucket
+from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_environment
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, errors, sha256
 from tests.support.server import RegistryProcess
 from tests.support.tools import run_registry
@@ -56,12 +56,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
         bucket = new_bucket(endpoint)
         env = {
             "REGISTRY_DATABASE_URL": request.getfixturevalue("postgres").new_database(),
-            "REGISTRY_STORAGE": "s3",
-            "REGISTRY_S3_BUCKET": bucket,
-            "REGISTRY_S3_ENDPOINT_URL": endpoint,
-            "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-            "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-            "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+            **s3_environment(endpoint, bucket),
         }
         servers = [RegistryProcess(tmp_path / f"replica{n}", "", {**env, **collector}) for n in range(2)]
         store = S3Store(bucket, endpoint_url=endpoint, **MOTO_KEYS)

@@ -36,6 +36,18 @@ def new_bucket(endpoint: str) -> str:
     return name
 
 
+def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
+    """The REGISTRY_* variables of a server storing its blobs in `bucket` on the moto server."""
+    return {
+        "REGISTRY_STORAGE": "s3",
+        "REGISTRY_S3_BUCKET": bucket,
+        "REGISTRY_S3_ENDPOINT_URL": endpoint,
+        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
+        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
+    }
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3 endpoint: moto's server, in a process of its own."""

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_client
+from tests.storage.conftest import new_bucket, s3_client, s3_environment
 from tests.support.oci import errors, push_blob, sha256
 from tests.support.server import RegistryProcess
 
@@ -72,14 +72,7 @@ def start_store_server(
             return StoreServer(make_server(**env), "filesystem")
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = new_bucket(endpoint)
-        env |= {
-            "REGISTRY_STORAGE": "s3",
-            "REGISTRY_S3_BUCKET": bucket,
-            "REGISTRY_S3_ENDPOINT_URL": endpoint,
-            "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-            "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-            "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
-        }
+        env |= s3_environment(endpoint, bucket)
         return StoreServer(make_server(**env), "s3", bucket, endpoint)
 
     return start
