@@ -7,7 +7,7 @@
 blobs; the other blobs are referenced by nothing) and times one collection with no grace, which forgets
 every unreferenced blob and runs its store delete (a no-op here: the bytes were never written, so this
 is the index's share of the work). `latency` serves a registry and measures push and pull p99 latency
-without and then with `registry gc --grace 0s` running back to back beside it.
+without and then with a collector (no grace) running every half second in a process beside it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +27,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from registry.app import Registry
+from registry.config import load_settings
 from registry.index import ManifestPut, ManifestRecord, SQLIndex
 from registry.index.migrate import upgrade
 from registry.lifecycle.collector import Collector
@@ -120,36 +121,49 @@ def _measure(client: httpx.Client, seconds: float, tag: str) -> tuple[list[float
     return pushes, pulls
 
 
+def collect_forever(args: argparse.Namespace) -> None:
+    """A collector process looping with no grace, as a busy `registry serve` background one would."""
+    settings = load_settings(None, {"data_dir": args.data_dir})
+    registry = Registry.build(settings)
+
+    async def run() -> None:
+        await registry.index.open()
+        collector = Collector(
+            registry.index, registry.store, timedelta(0), purge_uploads=registry.blobs.purge_expired
+        )
+        try:
+            while True:
+                print(await collector.run(), flush=True)
+                await asyncio.sleep(args.pause)
+        finally:
+            await registry.index.close()
+
+    asyncio.run(run())
+
+
 def latency(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="gc-bench-")) / "data"
     server = RegistryProcess(data_dir, env={"REGISTRY_ACCESS_LOG": "false"}).start()
-    stop = threading.Event()
-    runs = 0
-
-    def collect_forever() -> None:
-        nonlocal runs
-        while not stop.is_set():
-            command = [sys.executable, "-m", "registry", "gc", "--grace", "0s", "--data-dir", str(data_dir)]
-            subprocess.run(command, capture_output=True, check=True)
-            runs += 1
-
     try:
         with server.client() as client:
             _measure(client, 3, "warm-up")
             quiet = _measure(client, args.seconds, "quiet")
-            collector = threading.Thread(target=collect_forever)
-            collector.start()
+            command = [sys.executable, __file__, "collect-forever", "--data-dir", str(data_dir)]
+            report = (data_dir / "gc-runs").open("w")
+            collector = subprocess.Popen(command, stdout=report)
             try:
                 busy = _measure(client, args.seconds, "busy")
             finally:
-                stop.set()
-                collector.join()
+                collector.terminate()
+                collector.wait()
+                report.close()
     finally:
         server.stop()
     for name, index in (("push", 0), ("pull", 1)):
         before, during = _p99(quiet[index]), _p99(busy[index])
         ratio = during / before
         print(f"{name} p99: {before:.1f} ms without the collector, {during:.1f} ms with it ({ratio:.2f}x)")
+    runs = len((data_dir / "gc-runs").read_text().splitlines())
     print(f"{runs} collections ran beside {len(busy[0])} pushes")
 
 
@@ -167,6 +181,10 @@ def main() -> None:
     timed = commands.add_parser("latency")
     timed.add_argument("--seconds", type=float, default=30)
     timed.set_defaults(run=latency)
+    looping = commands.add_parser("collect-forever")
+    looping.add_argument("--data-dir", required=True)
+    looping.add_argument("--pause", type=float, default=0.5)
+    looping.set_defaults(run=collect_forever)
     args = parser.parse_args()
     args.run(args)
 
