@@ -151,8 +151,9 @@ class Collector:
             nonlocal freed
             await self.pause(DELETE_BYTES, text)
             digest = Digest.parse(text)
-            freed += await self.store.stat(digest) or 0
+            size = await self.store.stat(digest) or 0  # awaited before the sum: deletes run side by side
             await self.store.delete(digest)
+            freed += size
 
         deleted = await self.index.delete_due_bytes(_now(), delete, BATCH)
         uploads = await self.purge_uploads() if self.purge_uploads is not None else 0
