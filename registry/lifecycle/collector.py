@@ -18,10 +18,13 @@ What is garbage
     interrupted monolithic uploads: the upload purger's job, which a collection runs too.
 
 Index rows first
-  The candidates come from a plain query; each is then forgotten by ONE transaction that locks its row,
-  re-checks the condition in a later statement (on PostgreSQL, read committed, that statement sees what
-  any writer holding the row committed) and deletes it: a blob with its links, queueing its bytes in
-  `gc_pending_deletes` for after the grace; a manifest with its references. Writers that depend on a row
+  The candidates come from a plain query; each is then forgotten in ONE transaction (blobs in batches
+  of BATCH) that locks its row, re-checks the condition in a later statement (on PostgreSQL, read
+  committed, that statement sees what any writer that held the row committed) and deletes it. A row a
+  writer holds at that moment is skipped (SKIP LOCKED: it is being referenced, and the next run looks
+  again), so the collector never waits for a writer and cannot deadlock with one. Deleting a blob drops
+  its links and queues its bytes in `gc_pending_deletes` for after the grace; deleting a manifest drops
+  its references. Writers that depend on a row
   hold it for their transaction (`FOR SHARE`; SQLite's writes are serialised by `BEGIN IMMEDIATE`):
   * a manifest PUT holds the blobs and child manifests it references. The collector either forgot one
     first, and the PUT fails with MANIFEST_BLOB_UNKNOWN (MANIFEST_UNKNOWN for a child) and the client
