@@ -24,11 +24,12 @@ Index rows first
   writer holds at that moment is skipped (SKIP LOCKED: it is being referenced, and the next run looks
   again), so the collector never waits for a writer and cannot deadlock with one. Deleting a blob drops
   its links and queues its bytes in `gc_pending_deletes` for after the grace; deleting a manifest drops
-  its references. Writers that depend on a row
-  hold it for their transaction (`FOR SHARE`; SQLite's writes are serialised by `BEGIN IMMEDIATE`):
+  its references. Writers that depend on a row hold it for their transaction (`FOR SHARE`; SQLite's
+  writes are serialised by `BEGIN IMMEDIATE`):
   * a manifest PUT holds the blobs and child manifests it references. The collector either forgot one
     first, and the PUT fails with MANIFEST_BLOB_UNKNOWN (MANIFEST_UNKNOWN for a child) and the client
-    pushes again, or waits for the PUT and then finds the new reference: never both succeed;
+    pushes again, or finds the row held (or, locking it after the PUT committed, the new reference)
+    and keeps the blob: never both succeed;
   * a mount holds the source's blob row, and fails (the client uploads instead) if it was forgotten;
   * a push of a manifest already there (a tag move onto it) holds its row, and inserts it afresh if
     the collector deleted it meanwhile; tag and manifest deletes only ever make more garbage.
