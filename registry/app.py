@@ -19,15 +19,20 @@ from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Dispatcher
+from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
+from registry.lifecycle.guards import Guards
 from registry.lifecycle.scheduler import start_background_gc
 from registry.limits.rate import RateLimit
+from registry.observe.storagecheck import StorageHealth
 from registry.scrub.background import start_background_scrub
 from registry.services import BlobService, ManifestService
+from registry.services.repositories import RepositoryService
 from registry.storage import BlobStore, FilesystemStore
 
 if TYPE_CHECKING:
     from registry.auth.authority import Authority
+    from registry.events.delivery import DeliveryWorker
     from registry.index.base import UserDirectory
     from registry.observe.exposition import Exposition
 
@@ -45,12 +50,15 @@ class Registry:
     events: Dispatcher
     blobs: BlobService
     manifests: ManifestService
+    repositories: RepositoryService
     # Both None when `auth: none`: then not even their modules are loaded, which keeps each worker
     # process about 10 MiB smaller.
     users: UserDirectory | None
     auth: Authority | None
     # None with `metrics_enabled: false`: then prometheus_client is never loaded.
     exposition: Exposition | None
+    # The background store check (`health.storagedriver.enabled`), which /readyz then reads.
+    storage_health: StorageHealth | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
@@ -70,14 +78,28 @@ class Registry:
 
             users = SQLUserDirectory(settings.index_url)
             auth = Authority.build(settings, users)
-        events = Dispatcher()
+        notifier = None
+        if settings.notifications.endpoints:
+            notifier = Notifier(
+                settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
+            )
+        events = Dispatcher(notifier)
+        guards = Guards(index, settings.immutable_tags, settings.quotas)
         exposition = None
         if settings.metrics_enabled:
             from registry.observe.exposition import Exposition
-            from registry.observe.metrics import EventMetrics
+            from registry.observe.metrics import EventMetrics, count_token
+            from registry.observe.timing import INDEX_SECONDS, STORE_SECONDS, timed
 
+            index, store = timed(index, INDEX_SECONDS), timed(store, STORE_SECONDS)
             events.subscribe(EventMetrics())
-            exposition = Exposition(index, settings.metrics_htpasswd)
+            if auth is not None:
+                auth.count_token = count_token
+            disk = settings.blob_root if settings.storage == "filesystem" else None
+            endpoints = [
+                endpoint.name for endpoint in settings.notifications.endpoints if not endpoint.disabled
+            ]
+            exposition = Exposition(index, settings.metrics_htpasswd, disk, endpoints)
         return cls(
             settings=settings,
             index=index,
@@ -89,12 +111,17 @@ class Registry:
                 events,
                 settings.upload_expiry,
                 settings.max_uploads_per_repository,
+                guards,
                 link_refresh=settings.gc.grace / 2,
             ),
-            manifests=ManifestService(index, events),
+            manifests=ManifestService(index, events, guards),
+            repositories=RepositoryService(index),
             users=users,
             auth=auth,
             exposition=exposition,
+            storage_health=StorageHealth(store.check, settings.health.storagedriver)
+            if settings.health.storagedriver.enabled
+            else None,
         )
 
 
@@ -141,6 +168,21 @@ class _ReadOnly:
         await self.app(scope, receive, send)
 
 
+def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
+    """The webhook sender of this process, when some endpoint is configured."""
+    notifier = registry.events.notifier
+    if notifier is None or not notifier.endpoints:
+        return None
+    from registry.events.delivery import DeliveryWorker
+
+    metrics = None
+    if registry.settings.metrics_enabled:
+        from registry.observe.metrics import NotificationMetrics
+
+        metrics = NotificationMetrics(endpoint.name for endpoint in notifier.endpoints)
+    return DeliveryWorker(registry.index.outbox, notifier, metrics)
+
+
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
     interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
@@ -164,12 +206,18 @@ def create_app(settings: Settings) -> Starlette:
         purger = asyncio.create_task(_purge_uploads(registry))
         scrubber = start_background_scrub(settings, registry.index, registry.store)
         collector = start_background_gc(
-            settings.gc, registry.index, registry.store, registry.blobs.purge_expired
+            settings.gc, registry.index, registry.store, registry.blobs.purge_expired, registry.events
         )
+        deliveries = _delivery_worker(registry)
+        background = [task for task in (deliveries, registry.storage_health) if task is not None]
+        for task in background:
+            task.start()
         try:
             yield
         finally:
             purger.cancel()
+            for task in background:
+                await task.stop()
             for task in (scrubber, collector):
                 if task is not None:
                     task.cancel()

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from registry.lifecycle.settings import ImmutableTagSettings, QuotaSettings, RetentionSettings
+
 ENV_PREFIX = "REGISTRY_"
 AUTH_MODES = ("none", "basic", "token")
 LOG_FORMATTERS = ("text", "json")
@@ -104,7 +106,34 @@ def is_section(kind: Any) -> bool:
 def _is_scalar(kind: Any) -> bool:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
-    return kind in (str, int, float, bool, Path)
+    return kind in (str, int, float, bool, Path, Duration)
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
+_DURATION = re.compile(f"(?:{_DURATION_PART.pattern})+")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration as Distribution's config.yml writes it (Go's `500ms`, `1s`, `1m30s`), or
+    in a plain number of seconds (`0.5`), as this registry's other settings are written."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration: write seconds (30) or a Go duration (500ms, 1m30s)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+class Duration(float):
+    """Seconds, read from a number or a duration string (`parse_duration`): the type of every setting
+    that Distribution writes as a duration, so each reads `500ms` the same way."""
+
+    def __new__(cls, value: object = 0.0) -> Duration:
+        if isinstance(value, str):
+            return super().__new__(cls, parse_duration(value.strip()))
+        return super().__new__(cls, value)  # type: ignore[arg-type]
 
 
 def _default(field: dataclasses.Field[Any]) -> Any:
@@ -149,6 +178,79 @@ def default_data_dir() -> Path:
     """Per-user data folder, as XDG asks: `$XDG_DATA_HOME/registry`, else `~/.local/share/registry`."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "registry"
+
+
+ONE_SECOND = Duration(1.0)
+TEN_SECONDS = Duration(10.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointIgnore:
+    """Events an endpoint is not sent: those of these target media types, or of these actions."""
+
+    mediatypes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotificationEndpoint:
+    """One webhook receiver, keyed as Distribution's `notifications.endpoints[]`.
+
+    `headers` maps a name to its values, as Distribution's does. `threshold` failures in a row mark the
+    endpoint failing (a metric and a log line); each retry waits twice as long as the last, from
+    `backoff` up to MAX_BACKOFF. `backlog` (ours) bounds the events waiting for it: beyond it new events
+    are kept as failed, for `registry events retry`, instead of growing the queue without end.
+    """
+
+    name: str
+    url: str
+    headers: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    timeout: Duration = ONE_SECOND
+    threshold: int = 10
+    backoff: Duration = ONE_SECOND
+    ignoredmediatypes: tuple[str, ...] = ()
+    ignore: EndpointIgnore = EndpointIgnore()
+    disabled: bool = False
+    backlog: int = 10000
+
+    def __post_init__(self) -> None:
+        where = f"notifications endpoint {self.name!r}"
+        if not self.name.strip():
+            raise ValueError("setting 'notifications.endpoints': every endpoint needs a name")
+        if not re.match(r"https?://", self.url):
+            raise ValueError(f"{where}: url must be an http:// or https:// URL, not {self.url!r}")
+        if self.timeout <= 0 or self.backoff <= 0 or self.threshold < 1 or self.backlog < 1:
+            raise ValueError(f"{where}: timeout, backoff, threshold and backlog must be above 0")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    endpoints: tuple[NotificationEndpoint, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [endpoint.name for endpoint in self.endpoints]
+        twice = next((name for name in names if names.count(name) > 1), None)
+        if twice is not None:
+            raise ValueError(f"setting 'notifications.endpoints': two endpoints are named {twice!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorageDriverCheck:
+    """Distribution's `health.storagedriver`: ask the store every `interval`; after `threshold` failures
+    in a row /readyz answers 503 until a check passes. Off, /readyz asks the store on each call."""
+
+    enabled: bool = False
+    interval: Duration = TEN_SECONDS
+    threshold: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0 or self.threshold < 1:
+            raise ValueError("settings 'health.storagedriver.interval' and 'threshold' must be above 0")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthSettings:
+    storagedriver: StorageDriverCheck = StorageDriverCheck()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -268,6 +370,14 @@ class Settings:
     scrub_interval: float = 0.0
     scrub_rate: int = 8 * 1024 * 1024
 
+    # Webhooks (Distribution's `notifications`) and the background store check (its `health`).
+    notifications: NotificationSettings = NotificationSettings()
+    health: HealthSettings = HealthSettings()
+    # Storage lifecycle (registry/lifecycle/settings.py): which tags and untagged manifests retention
+    # deletes, how many bytes a namespace may hold, which tags may never move.
+    retention: RetentionSettings = dataclasses.field(default_factory=RetentionSettings)
+    quotas: QuotaSettings = dataclasses.field(default_factory=QuotaSettings)
+    immutable_tags: ImmutableTagSettings = dataclasses.field(default_factory=ImmutableTagSettings)
     gc: GcSettings = dataclasses.field(default_factory=GcSettings)
 
     def __post_init__(self) -> None:
@@ -433,11 +543,15 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
         raise ValueError(f"setting {name!r}: expected true or false (yes/no, on/off, 1/0), not {value!r}")
-    if kind in (int, float) and (isinstance(value, bool) or (kind is int and isinstance(value, float))):
+    if kind in (int, float, Duration) and (
+        isinstance(value, bool) or (kind is int and isinstance(value, float))
+    ):
         raise ValueError(f"setting {name!r}: expected a whole number, not {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
+        if kind is Duration:  # its message says how to write one
+            raise ValueError(f"setting {name!r}: {exc}") from None
         raise ValueError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
 
 

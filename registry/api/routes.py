@@ -2,7 +2,8 @@
 operator's health and metrics routes.
 Repository names contain slashes, hence `{name:path}`. The auth middleware derives each request's
 needed access from this same table; it guards `/v2/` only, so the operator's routes need no token (a
-scrape's own credentials, when asked for, are checked by /metrics itself). Route names (the handlers'
+scrape's own credentials, when asked for, are checked by /metrics itself; an administrator's by the
+/admin/ handlers). Route names (the handlers'
 names) are the metrics' `route` label."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry.api import base, blobs, listings, manifests, openapi, referrers, uploads
+from registry.api import admin, base, blobs, listings, manifests, openapi, referrers, uploads
 from registry.api.common import Handler
 from registry.auth import TOKEN_PATH
 from registry.observe import endpoints
@@ -53,4 +54,5 @@ ROUTES: list[Route] = [
     Route("/healthz", endpoints.healthz, methods=["GET", "HEAD"]),
     Route("/readyz", endpoints.readyz, methods=["GET", "HEAD"]),
     Route("/metrics", endpoints.metrics, methods=["GET"]),
+    Route("/admin/usage", admin.get_usage, methods=["GET"]),
 ]

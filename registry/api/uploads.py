@@ -50,6 +50,12 @@ def _created(name: str, digest: Digest) -> Response:
     )
 
 
+def _length(request: Request) -> int | None:
+    """The body's declared length, when it gives one (a chunked body does not)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) <= 19 else None
+
+
 def _required_digest(request: Request) -> Digest:
     raw = request.query_params.get("digest")
     if not raw:
@@ -88,7 +94,7 @@ async def start_upload(request: Request) -> Response:
             return _created(name, mounted)
     elif "digest" in params:
         digest = _required_digest(request)
-        await blobs.upload(name, digest, request.stream())
+        await blobs.upload(name, digest, request.stream(), _length(request))
         return _created(name, digest)
     upload_id = await blobs.start_upload(name)
     return _session(name, upload_id, 0, 202)
@@ -112,7 +118,7 @@ async def finish_upload(request: Request) -> Response:
     name, upload_id = repository(request), _upload_id(request)
     digest = _required_digest(request)
     await services(request).blobs.finish(
-        name, upload_id, digest, request.stream(), request.headers.get("content-range")
+        name, upload_id, digest, request.stream(), request.headers.get("content-range"), _length(request)
     )
     return _created(name, digest)
 

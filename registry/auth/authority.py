@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class Authority:
     signer: SigningKey | None = None
     verifier: Verifier | None = None
     refresh_verifier: Verifier | None = None
+    # Told each token request's outcome (`issued` or a refusal's reason); set when metrics are on.
+    count_token: Callable[[str], None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, users: UserDirectory) -> Authority | None:

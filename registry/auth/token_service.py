@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -101,6 +103,31 @@ def _issue(
     return body, granted
 
 
+# What a token request that is not answered 200 counts as, by status.
+_REFUSALS = {400: "bad_request", 401: "credentials", 429: "throttled"}
+
+
+def _counted(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Tell the authority (metrics) whether a token was issued or why it was refused."""
+
+    @functools.wraps(handler)
+    async def counting(request: Request) -> Response:
+        authority = _authority(request)
+        try:
+            response = await handler(request)
+        except RegistryError as error:
+            if authority.count_token is not None:
+                authority.count_token(_REFUSALS.get(error.status, "bad_request"))
+            raise
+        if authority.count_token is not None:
+            status = response.status_code
+            authority.count_token("issued" if status == 200 else _REFUSALS.get(status, "bad_request"))
+        return response
+
+    return counting
+
+
+@_counted
 async def get_token(request: Request) -> Response:
     authority = _authority(request)
     address = authority.address(request.scope)
@@ -135,6 +162,7 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(data.decode(errors="replace"), keep_blank_values=True))
 
 
+@_counted
 async def post_token(request: Request) -> Response:
     authority = _authority(request)
     address = authority.address(request.scope)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import cert, containers, gc, images, scrub, serve, users
+from registry.cli import build, cert, containers, events, gc, images, inspect, repos, scrub, serve, users
 
 
 class _Version(argparse.Action):
@@ -34,10 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     gc.register(commands)
     scrub.register(commands)
+    events.register(commands)
+    repos.register(commands)
     images.register(commands)
     users.register(commands)
     cert.register(commands)
     containers.register(commands)
+    inspect.register(commands)
+    build.register(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,20 @@ def register(commands: Any) -> None:
     run.add_argument("--pids-limit", type=int, help="limit on the number of processes")
     run.add_argument("--hostname", help="the container's host name (default: its short ID)")
     run.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:]HOSTPORT:PORT",
+        help="forward a host port (on 127.0.0.1 unless IP is given) to the container's port",
+    )
+    run.add_argument(
+        "--restart",
+        default="no",
+        metavar="POLICY",
+        help="no (default), on-failure[:N], always or unless-stopped",
+    )
+    run.add_argument(
         "--pull",
         choices=("missing", "never"),
         default="missing",
@@ -70,9 +85,34 @@ def register(commands: Any) -> None:
     logs.set_defaults(run=run_logs)
 
     stop = commands.add_parser("stop", help="stop running containers (SIGTERM, then SIGKILL)")
-    stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
+    _stop_time(stop)
     stop.add_argument("containers", nargs="+")
     stop.set_defaults(run=run_stop)
+
+    start = commands.add_parser("start", help="start stopped containers again, keeping their files")
+    start.add_argument("-a", "--attach", action="store_true", help="stay attached to its output")
+    start.add_argument("containers", nargs="+")
+    start.set_defaults(run=run_start)
+
+    restart = commands.add_parser("restart", help="stop, then start containers")
+    _stop_time(restart)
+    restart.add_argument("containers", nargs="+")
+    restart.set_defaults(run=run_restart)
+
+    kill = commands.add_parser("kill", help="send a signal to running containers (default SIGKILL)")
+    kill.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
+    kill.add_argument("containers", nargs="+")
+    kill.set_defaults(run=run_kill)
+
+    attach = commands.add_parser("attach", help="follow a running container's output (and feed its input)")
+    attach.add_argument("--no-stdin", action="store_true", help="do not pass standard input on")
+    attach.add_argument("container")
+    attach.set_defaults(run=run_attach)
+
+    cp = commands.add_parser("cp", help="copy files between a container and the host")
+    cp.add_argument("source", metavar="SRC", help="CONTAINER:PATH, a host path, or - (a tar on stdin)")
+    cp.add_argument("destination", metavar="DEST", help="CONTAINER:PATH, a host path, or - (a tar to stdout)")
+    cp.set_defaults(run=run_cp)
 
     rm = commands.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill running ones first")
@@ -101,6 +141,10 @@ def register(commands: Any) -> None:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.add_argument("container")
     export.set_defaults(run=run_export)
+
+
+def _stop_time(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
 
 
 def _process_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +205,8 @@ def run_run(args: argparse.Namespace) -> int:
             auto_remove=args.auto_remove,
             detach=args.detach,
             init=args.init,
+            restart=args.restart,
+            ports=args.publish,
         )
         diff_ids = list(image.config.get("rootfs", {}).get("diff_ids", []))
         to_run = ImageToRun(args.image, image.config_digest, diff_ids, image.layers)
@@ -247,6 +293,98 @@ def _each(references: Sequence[str], action: Callable[[Container], None]) -> int
 def run_stop(args: argparse.Namespace) -> int:
     runtime = _runtime()
     return _each(args.containers, lambda c: runtime.stop(c, args.time))
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from registry.runtime.launch import StartError
+    from registry.runtime.state import ContainerError
+
+    runtime = _runtime()
+    if args.attach:
+        if len(args.containers) != 1:
+            return _error("you cannot start and attach multiple containers at once")
+        try:
+            return runtime.start(runtime.store.find(args.containers[0]), attached=True)
+        except (KeyError, ValueError) as error:
+            return _error(error)
+        except StartError as error:
+            return _error(error, error.code)
+
+    def start(container: Container) -> None:
+        try:
+            runtime.start(container)
+        except StartError as error:
+            raise ContainerError(f"cannot start container {container.name}: {error}") from None
+
+    return _each(args.containers, start)
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    runtime = _runtime()
+    return _each(args.containers, lambda c: runtime.restart(c, args.time))
+
+
+def parse_signal(text: str) -> int:
+    """`KILL`, `SIGKILL`, `kill` or `9`, as `docker kill -s` takes them."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"invalid signal {text!r}") from None
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    try:
+        number = parse_signal(args.signal)
+    except ValueError as error:
+        return _error(error)
+    runtime = _runtime()
+    return _each(args.containers, lambda c: runtime.kill(c, number))
+
+
+def run_attach(args: argparse.Namespace) -> int:
+    from registry.runtime.attaching import attach_to
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    store = ContainerStore()
+    try:
+        return attach_to(store, store.find(args.container), stdin=not args.no_stdin)
+    except (ContainerNotFound, ContainerError) as error:
+        return _error(error)
+
+
+def _container_path(text: str) -> tuple[str, str] | None:
+    """`NAME:PATH` names a path in a container; a host path has no colon before its first slash."""
+    name, colon, path = text.partition(":")
+    if not colon or "/" in name or not name:
+        return None
+    return name, path or "/"
+
+
+def run_cp(args: argparse.Namespace) -> int:
+    from registry.runtime.copy import copy_in, copy_out
+    from registry.runtime.state import ContainerError, ContainerNotFound, ContainerStore
+
+    source, destination = _container_path(args.source), _container_path(args.destination)
+    if (source is None) == (destination is None):
+        return _error("copying needs exactly one side in a container: CONTAINER:PATH", 2)
+    store = ContainerStore()
+    try:
+        if source is not None:
+            container = store.find(source[0])
+            target = None if args.destination == "-" else Path(args.destination)
+            copy_out(container, store.directory(container), source[1], target)
+        else:
+            assert destination is not None
+            container = store.find(destination[0])
+            origin = None if args.source == "-" else args.source
+            copy_in(container, store.directory(container), origin, destination[1])
+    except (ContainerNotFound, ContainerError) as error:
+        return _error(error)
+    return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:

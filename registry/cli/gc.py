@@ -10,6 +10,7 @@ from typing import Any
 
 from registry.cli.options import add_settings_arguments, settings_from
 from registry.cli.prepare import prepare, require_blob_store
+from registry.cli.retention import run_retention
 
 _DURATION = re.compile(r"(?:[0-9]{1,9}[smhd])+")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -59,11 +60,13 @@ def run_gc(args: argparse.Namespace) -> int:
         grace if grace is not None else timedelta(seconds=settings.gc.grace),
         settings.gc.untagged if args.untagged is None else args.untagged,
         purge_uploads=registry.blobs.purge_expired,
+        events=registry.events,
     )
 
     async def collect() -> None:
         await registry.index.open()
         try:
+            await run_retention(registry.index, settings, args.dry_run)
             collected = await collector.run(args.dry_run)
         finally:
             await registry.index.close()

@@ -367,12 +367,14 @@ def run_tag(args: argparse.Namespace) -> int:
 
 def run_df(args: argparse.Namespace) -> int:
     """Docker's table: images (ACTIVE: used by a container), containers (their writable layers; ACTIVE:
-    running), then local volumes and the build cache, which this client does not keep (named volumes,
-    a builder): rows of zeros, as Docker prints them when empty."""
+    running), local volumes (this client keeps no named volumes: a row of zeros, as Docker prints it
+    when empty) and the build cache (ACTIVE: steps whose layer a local image holds)."""
+    from registry.build.cache import StepCache
     from registry.client.usage import disk_usage
     from registry.runtime.state import ContainerStore, writable_size
 
     usage = disk_usage(_store(args))
+    cache = StepCache(_store(args)).usage()
     containers = ContainerStore().all()
     in_use = {container.image_id for container in containers}
     writable = {container.id: writable_size(ContainerStore(), container) for container in containers}
@@ -397,7 +399,13 @@ def run_df(args: argparse.Namespace) -> int:
                 human_size(stopped) + _share(stopped, sum(writable.values())),
             ],
             ["Local Volumes", "0", "0", human_size(0), human_size(0)],
-            ["Build Cache", "0", "0", human_size(0), human_size(0)],
+            [
+                "Build Cache",
+                str(cache.entries),
+                str(cache.active),
+                human_size(cache.size),
+                human_size(cache.reclaimable) + _share(cache.reclaimable, cache.size),
+            ],
         ],
     )
     if args.verbose:

@@ -39,7 +39,7 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _decompressed(source: BinaryIO) -> _Readable:
+def decompressed(source: BinaryIO) -> _Readable:
     """`source` as the tar bytes it carries, whatever it was compressed with."""
     buffered = source if isinstance(source, io.BufferedReader) else io.BufferedReader(source)  # type: ignore[arg-type]
     head = buffered.peek(6)[:6]
@@ -65,7 +65,7 @@ def _check_tar(block: bytes) -> None:
 
 def write_layer(source: BinaryIO, target: BinaryIO) -> tuple[str, str, int]:
     """Stream `source` into `target` as a gzip layer; returns (diff_id, digest, size) of the layer."""
-    tar = _decompressed(source)
+    tar = decompressed(source)
     diff = hashlib.sha256()
     blob = hashlib.sha256()
     size = 0

@@ -39,10 +39,15 @@ class Event:
     # Bytes of the blob or manifest; for a ranged blob pull, the bytes asked for.
     size: int = 0
     tag: str = ""
+    # The repository a blob was mounted from, when the client named it.
+    from_repository: str = ""
     # Filled from the request in progress; empty outside one (background jobs).
     actor: str = ""
     address: str = ""
     request_id: str = ""
+    method: str = ""
+    host: str = ""
+    user_agent: str = ""
     timestamp: float = field(default_factory=time.time)
 
     @classmethod
@@ -54,6 +59,25 @@ class Event:
                 "actor": request.actor,
                 "address": request.address,
                 "request_id": request.request_id,
+                "method": request.method,
+                "host": request.header(b"host"),
+                "user_agent": request.header(b"user-agent"),
                 **fields,
             }
         return cls(target, action, repository, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionFinished:
+    """A garbage collector's run ended: what it reclaimed. No webhook carries it (Distribution's envelope
+    has no such event); the metrics subscriber counts it. The collector (registry/lifecycle/) emits it
+    through the same dispatcher as the services' events."""
+
+    blobs: int
+    bytes: int
+    seconds: float
+    timestamp: float = field(default_factory=time.time)
+
+
+# What a dispatcher carries.
+AnyEvent = Event | CollectionFinished

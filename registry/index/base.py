@@ -55,6 +55,148 @@ class Usage:
     uploads: int
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An event for the webhooks, stored with the change it reports: its envelope object as JSON text,
+    and the endpoints owed it, each with its backlog (beyond which the event is kept as failed)."""
+
+    repository: str
+    payload: str
+    endpoints: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event claimed for one endpoint."""
+
+    event_id: int
+    endpoint: str
+    repository: str
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """A delivery still owed, as `registry events` lists it."""
+
+    event_id: int
+    endpoint: str
+    repository: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    payload: str
+
+
+class Outbox(Protocol):
+    """The delivery side of the outbox: what the webhook workers and `registry events` use."""
+
+    async def record(self, entries: Sequence[OutboxEntry]) -> None:
+        """Store events that report no change of their own (pulls), in one transaction."""
+        ...
+
+    async def claim(self, endpoint: str, claimant: str, lease: float, limit: int) -> list[Delivery]:
+        """Up to `limit` pending deliveries due now, each the oldest still owed in its repository (so a
+        repository's events go out in order), claimed by `claimant` for `lease` seconds."""
+        ...
+
+    async def delivered(self, delivery: Delivery, claimant: str) -> None:
+        """Forget a sent delivery (and the event once no endpoint is owed it)."""
+        ...
+
+    async def postpone(self, delivery: Delivery, claimant: str, error: str, delay: float) -> None:
+        """Release a failed attempt's claim, to be tried again after `delay` seconds."""
+        ...
+
+    async def owed(self, states: Sequence[str], limit: int) -> list[DeliveryState]: ...
+
+    async def retry(self, endpoint: str | None, event_ids: Sequence[int]) -> int:
+        """Make failed (and waiting) deliveries due now, of one endpoint or all, or only these events;
+        returns how many."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries owed by (endpoint, state): the backlog gauges."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A storage limit a manifest push must respect: the bytes of the blobs referenced by the manifests
+    of every repository matching the glob `repositories`, each blob once."""
+
+    repositories: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutGuard:
+    """What a manifest push may not do, checked in the transaction that records it, so that two
+    pushes at once cannot both slip past: move one of `fixed_tags` to another manifest, or go over one
+    of `quotas`."""
+
+    fixed_tags: frozenset[str] = frozenset()
+    quotas: tuple[Quota, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagState:
+    """A tag as retention sees it: its manifest and when it was last pushed or moved."""
+
+    name: str
+    digest: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestState:
+    """A manifest as retention sees it: when it was pushed, the manifest it refers to (a referrer's
+    subject) and the manifests it lists (an index's children)."""
+
+    digest: str
+    created_at: datetime
+    subject: str | None = None
+    children: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    name: str
+    blobs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Bytes of the blobs the manifests reference, per repository and in total (a blob shared between
+    repositories counted once in the total), as `docker system df` counts shared layers."""
+
+    repositories: list[RepositoryUsage]
+    blobs: int
+    bytes: int
+
+
+class TagFixed(Exception):
+    """A change would move or delete an immutable tag; nothing was changed."""
+
+    def __init__(self, tag: str, digest: str) -> None:
+        super().__init__(f"tag {tag} is immutable")
+        self.tag = tag
+        self.digest = digest
+
+
+class QuotaExceeded(Exception):
+    """A manifest push would take a namespace over its quota; nothing was recorded."""
+
+    def __init__(self, quota: Quota, used: int, after: int) -> None:
+        super().__init__(f"quota of {quota.repositories} exceeded")
+        self.quota = quota
+        self.used = used
+        self.after = after
+
+
 class MissingReferences(Exception):
     def __init__(self, blobs: Sequence[str], manifests: Sequence[str]) -> None:
         super().__init__("manifest references unknown content")
@@ -71,6 +213,10 @@ class UploadBusy(Exception):
 
 
 class MetadataIndex(Protocol):
+    """Each change takes the outbox entries (webhook events) that report it, written in its transaction."""
+
+    outbox: Outbox
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -95,11 +241,18 @@ class MetadataIndex(Protocol):
         """Size of a blob the index records anywhere (scrub tells a collected blob from a lost one)."""
         ...
 
-    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
+    async def link_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
         """Make a committed blob visible in a repository, closing the upload session that made it."""
         ...
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool: ...
+    async def unlink_blob(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool: ...
 
     async def create_upload(self, upload_id: str, repository: str) -> None: ...
 
@@ -137,13 +290,29 @@ class MetadataIndex(Protocol):
         """Look a manifest up by digest (a reference with a colon) or by tag."""
         ...
 
-    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
-        """Record a manifest (and its tags); raises MissingReferences, recording nothing, if it dangles."""
+    async def put_manifest(
+        self,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        """Record a manifest (and its tags); raises MissingReferences if it dangles, TagFixed or
+        QuotaExceeded if the guard forbids it, recording nothing."""
         ...
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool: ...
+    async def delete_manifest(
+        self,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> bool:
+        """Delete a manifest and its tags; raises TagFixed, deleting nothing, if `fixed` says one of
+        its tags is immutable."""
+        ...
 
-    async def delete_tag(self, repository: str, tag: str) -> bool: ...
+    async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool: ...
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         """Tags in lexical order after `last`, or None when the repository is unknown."""
@@ -160,9 +329,12 @@ class MetadataIndex(Protocol):
         that just found the blob (HEAD) is about to reference it, so it is kept through the grace."""
         ...
 
-    async def mount_blob(self, source: str, repository: str, digest: str) -> int | None:
+    async def mount_blob(
+        self, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
+    ) -> int | None:
         """Link a blob of `source` into `repository` in one transaction that holds the blob's row, so a
-        collector cannot forget it in between; its size, or None when `source` has no such blob."""
+        collector cannot forget it in between (the mount's outbox entries stored in it too); its size,
+        or None when `source` has no such blob (and nothing is written)."""
         ...
 
     async def unreferenced_blobs(self, linked_before: datetime) -> list[str]:
@@ -243,6 +415,34 @@ class MetadataIndex(Protocol):
         ...
 
     async def manifest_tags(self, repository: str, digest: str) -> list[str]: ...
+
+    # Lifecycle: retention, usage, repository deletion.
+
+    async def retention_state(self, repository: str) -> tuple[list[TagState], list[ManifestState]]:
+        """A repository's tags and manifests with their times, for retention to choose from."""
+        ...
+
+    async def remove_retained(
+        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        """Delete, in one transaction, each (tag, digest) still on that digest and each manifest, in
+        order, still untagged and listed by no other manifest: what retention chose, minus what
+        changed since. Returns how many tags and manifests went."""
+        ...
+
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        """The bytes a quota's namespace uses, and whether `digest` counts among them already."""
+        ...
+
+    async def usage_report(self, repositories: str) -> UsageReport:
+        """Bytes referenced by the repositories matching a glob (`*`: all)."""
+        ...
+
+    async def delete_repository(self, repository: str) -> bool:
+        """Delete a repository's tags, manifests and blob links, and the repository, in one
+        transaction; the blobs' bytes are left to the collector. False when there is no such
+        repository."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,3 +183,43 @@ class GroupMember(Base):
 
     group_id: Mapped[int] = mapped_column(ForeignKey("user_groups.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class OutboxEvent(Base):
+    """An event for the webhooks, written in the transaction of the change it reports (a crash loses
+    neither or both); `payload` is the envelope's event object, as JSON text."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    repository: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EventDelivery(Base):
+    """One event owed to one endpoint: pending until sent (then deleted), failed when refused by a full
+    backlog. A worker claims it until `claimed_until`; a claim left by a dead worker simply expires."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        # The worker's question: the oldest pending events per endpoint and repository.
+        Index("event_delivery_queue", "endpoint", "state", "repository", "event_id"),
+        CheckConstraint("state IN ('pending', 'failed')", name="event_delivery_state"),
+    )
+
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("event_outbox.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    endpoint: Mapped[str] = mapped_column(String(255), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -34,13 +34,19 @@ from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 
+from registry.index import policies
 from registry.index.base import (
     ManifestPut,
     ManifestRecord,
+    ManifestState,
     MissingReferences,
+    OutboxEntry,
+    PutGuard,
     StoredManifest,
+    TagState,
     UploadBusy,
     Usage,
+    UsageReport,
 )
 from registry.index.models import (
     Blob,
@@ -53,6 +59,7 @@ from registry.index.models import (
     Upload,
     utcnow,
 )
+from registry.index.outbox import SQLOutbox, write_entries
 from registry.index.reads import Reader, open_reader
 
 if TYPE_CHECKING:
@@ -464,6 +471,7 @@ class SQLIndex:
             self._async_engine = create_engine(url)
             self._dialect = self._async_engine.dialect
         self._reader: Reader | None = None
+        self.outbox = SQLOutbox(self._transaction)
         if self._sqlite:
             self._writes = _WriteStatements(sqlite.insert)
         else:
@@ -538,11 +546,24 @@ class SQLIndex:
         row = await self._first(_BLOB_ANYWHERE, digest=digest)
         return row[0] if row else None
 
-    async def link_blob(self, repository: str, digest: str, size: int, upload_id: str | None = None) -> None:
-        await self._transaction(self._link_blob, repository, digest, size, upload_id)
+    async def link_blob(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        await self._transaction(self._link_blob, repository, digest, size, upload_id, outbox)
 
     def _link_blob(
-        self, conn: Connection, repository: str, digest: str, size: int, upload_id: str | None
+        self,
+        conn: Connection,
+        repository: str,
+        digest: str,
+        size: int,
+        upload_id: str | None,
+        outbox: Sequence[OutboxEntry],
     ) -> None:
         repo_id = self._repository_id(conn, repository, create=True)
         self._record_blob(conn, digest, size)
@@ -551,6 +572,7 @@ class SQLIndex:
         conn.execute(self._writes.unqueue_delete, {"digest": digest})
         if upload_id is not None:
             conn.execute(self._writes.delete_upload, {"id": upload_id})
+        write_entries(conn, outbox)
 
     def _record_blob(self, conn: Connection, digest: str, size: int) -> None:
         """Insert the blob's row, or hold the one there; a collector may delete that one as we look
@@ -561,10 +583,14 @@ class SQLIndex:
                 return
         raise RuntimeError(f"blob {digest} kept disappearing while it was being recorded")
 
-    async def mount_blob(self, source: str, repository: str, digest: str) -> int | None:
-        return await self._transaction(self._mount_blob, source, repository, digest)
+    async def mount_blob(
+        self, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
+    ) -> int | None:
+        return await self._transaction(self._mount_blob, source, repository, digest, outbox)
 
-    def _mount_blob(self, conn: Connection, source: str, repository: str, digest: str) -> int | None:
+    def _mount_blob(
+        self, conn: Connection, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+    ) -> int | None:
         source_id = self._repository_id(conn, source)
         if source_id is None:
             return None
@@ -573,6 +599,7 @@ class SQLIndex:
             return None
         repo_id = self._repository_id(conn, repository, create=True)
         conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest, "now": utcnow()})
+        write_entries(conn, outbox)
         return size
 
     async def refresh_link(self, repository: str, digest: str, older_than: datetime) -> None:
@@ -583,15 +610,17 @@ class SQLIndex:
         params = {"in_repository": repo_id, "of_digest": digest, "older_than": older_than, "now": utcnow()}
         conn.execute(self._writes.refresh_link, params)
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool:
-        return await self._transaction(self._unlink_blob, repository, digest)
+    async def unlink_blob(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
+        return await self._transaction(self._unlink_blob, repository, digest, outbox)
 
-    def _unlink_blob(self, conn: Connection, repository: str, digest: str) -> bool:
+    def _unlink_blob(
+        self, conn: Connection, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+    ) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
         result = conn.execute(self._writes.unlink_blob, {"repository_id": repo_id, "digest": digest})
-        return result.rowcount > 0
+        return _reported(conn, result.rowcount > 0, outbox)
 
     # Upload sessions
 
@@ -653,16 +682,33 @@ class SQLIndex:
         row = await self._first(query, repository=repository, reference=reference)
         return ManifestRecord(*row) if row else None
 
-    async def put_manifest(self, repository: str, put: ManifestPut) -> None:
-        await self._transaction(self._put_manifest, repository, put)
+    async def put_manifest(
+        self,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        await self._transaction(self._put_manifest, repository, put, guard, outbox)
 
-    def _put_manifest(self, conn: Connection, repository: str, put: ManifestPut) -> None:
+    def _put_manifest(
+        self,
+        conn: Connection,
+        repository: str,
+        put: ManifestPut,
+        guard: PutGuard | None,
+        outbox: Sequence[OutboxEntry],
+    ) -> None:
         record, writes = put.record, self._writes
         repo_id = self._repository_id(conn, repository, create=True)
         missing_blobs = _missing(conn, writes.linked_blobs, repo_id, put.blobs)
         missing_manifests = _missing(conn, writes.present_manifests, repo_id, put.manifests)
         if missing_blobs or missing_manifests:
             raise MissingReferences(missing_blobs, missing_manifests)
+        if guard is not None:
+            assert repo_id is not None
+            policies.check_fixed_tags(conn, repo_id, guard.fixed_tags & set(put.tags), record.digest)
+            policies.check_quotas(conn, guard.quotas, put.blobs)
         values = {
             "repository_id": repo_id,
             "digest": record.digest,
@@ -681,6 +727,7 @@ class SQLIndex:
         if put.tags:
             tag = {"repository_id": repo_id, "manifest_id": manifest_id, "now": utcnow()}
             conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
+        write_entries(conn, outbox)
 
     def _record_manifest(self, conn: Connection, values: dict[str, Any]) -> int:
         """Insert the manifest's row, or hold the one there (a push of the same bytes again, to tag it);
@@ -694,34 +741,42 @@ class SQLIndex:
                 return manifest_id
         raise RuntimeError(f"manifest {values['digest']} kept disappearing while it was being recorded")
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
-        return await self._transaction(self._delete_manifest, repository, digest)
+    async def delete_manifest(
+        self,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None = None,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> bool:
+        return await self._transaction(self._delete_manifest, repository, digest, fixed, outbox)
 
-    def _delete_manifest(self, conn: Connection, repository: str, digest: str) -> bool:
+    def _delete_manifest(
+        self,
+        conn: Connection,
+        repository: str,
+        digest: str,
+        fixed: Callable[[str], bool] | None,
+        outbox: Sequence[OutboxEntry],
+    ) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
         manifest_id = conn.scalar(self._writes.manifest_id, {"repository_id": repo_id, "digest": digest})
         if manifest_id is None:
             return False
-        # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
-        for statement in (
-            self._writes.delete_tags_of,
-            self._writes.delete_references_of,
-            self._writes.delete_manifest,
-        ):
-            conn.execute(statement, {"manifest_id": manifest_id})
-        return True
+        policies.check_deletable(conn, manifest_id, fixed, digest)
+        policies.delete_manifest_rows(conn, self._writes, manifest_id)
+        return _reported(conn, True, outbox)
 
-    async def delete_tag(self, repository: str, tag: str) -> bool:
-        return await self._transaction(self._delete_tag, repository, tag)
+    async def delete_tag(self, repository: str, tag: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
+        return await self._transaction(self._delete_tag, repository, tag, outbox)
 
-    def _delete_tag(self, conn: Connection, repository: str, tag: str) -> bool:
+    def _delete_tag(self, conn: Connection, repository: str, tag: str, outbox: Sequence[OutboxEntry]) -> bool:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
             return False
         result = conn.execute(self._writes.delete_tag, {"repository_id": repo_id, "name": tag})
-        return result.rowcount > 0
+        return _reported(conn, result.rowcount > 0, outbox)
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         tags = await self._column(_TAGS, repository=repository, last=last or "", limit=_limit(limit))
@@ -896,6 +951,60 @@ class SQLIndex:
 
     async def manifest_tags(self, repository: str, digest: str) -> list[str]:
         return await self._column(_MANIFEST_TAGS, repository=repository, digest=digest)
+
+    # Lifecycle (registry/index/policies.py)
+
+    async def retention_state(self, repository: str) -> tuple[list[TagState], list[ManifestState]]:
+        # Through the transaction path, not reads.py: the driver must give the times back as datetimes.
+        return await self._transaction(self._retention_state, repository)
+
+    def _retention_state(
+        self, conn: Connection, repository: str
+    ) -> tuple[list[TagState], list[ManifestState]]:
+        repo_id = self._repository_id(conn, repository)
+        return policies.retention_state(conn, repo_id) if repo_id is not None else ([], [])
+
+    async def remove_retained(
+        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        return await self._transaction(self._remove_retained, repository, tags, manifests)
+
+    def _remove_retained(
+        self, conn: Connection, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
+    ) -> tuple[int, int]:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return 0, 0
+        return policies.remove_retained(conn, self._writes, repo_id, tags, manifests)
+
+    async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
+        pattern = policies.glob_like(repositories)
+        used = (await self._rows(policies.USAGE_TOTAL, pattern=pattern))[0][1]
+        counted = (await self._rows(policies.COUNTED, pattern=pattern, digest=digest))[0][0]
+        return int(used), bool(counted)
+
+    async def usage_report(self, repositories: str) -> UsageReport:
+        pattern = policies.glob_like(repositories)
+        rows = await self._rows(policies.USAGE_PER_REPOSITORY, pattern=pattern)
+        total = (await self._rows(policies.USAGE_TOTAL, pattern=pattern))[0]
+        return policies.usage_report(rows, total)
+
+    async def delete_repository(self, repository: str) -> bool:
+        return await self._transaction(self._delete_repository, repository)
+
+    def _delete_repository(self, conn: Connection, repository: str) -> bool:
+        repo_id = self._repository_id(conn, repository)
+        if repo_id is None:
+            return False
+        policies.delete_repository(conn, repo_id)
+        return True
+
+
+def _reported(conn: Connection, changed: bool, outbox: Sequence[OutboxEntry]) -> bool:
+    """Whether a delete changed anything; only then are its events stored (nothing happened otherwise)."""
+    if changed:
+        write_entries(conn, outbox)
+    return changed
 
 
 def _limit(limit: int | None) -> int:

@@ -1,1 +1,1 @@
-"""Storage lifecycle: what the registry removes on its own (garbage, expired uploads) and when."""
+"""Storage lifecycle: what may be kept (retention, quotas, immutable tags) and what goes."""

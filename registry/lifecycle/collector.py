@@ -58,10 +58,12 @@ grace.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from registry.events import CollectionFinished, Dispatcher
 from registry.index import MetadataIndex
 from registry.lifecycle.hooks import (
     DELETE_BYTES,
@@ -127,6 +129,7 @@ class Collector:
         untagged: bool = False,
         purge_uploads: Callable[[], Awaitable[int]] | None = None,
         pause: Pause = no_pause,
+        events: Dispatcher | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -134,6 +137,8 @@ class Collector:
         self.untagged = untagged
         self.purge_uploads = purge_uploads
         self.pause = pause
+        # Where a finished run is announced (CollectionFinished: the gc metrics count it).
+        self.events = events
 
     async def run(self, dry_run: bool = False) -> Collection | None:
         """One collection under the leader lock; None when another collector holds it."""
@@ -142,7 +147,12 @@ class Collector:
                 return None
             if dry_run:
                 return await self._survey()
-            return await self._collect()
+            started = time.monotonic()
+            collected = await self._collect()
+            if self.events is not None:
+                seconds = time.monotonic() - started
+                self.events.emit(CollectionFinished(collected.deleted, collected.freed, seconds))
+            return collected
 
     async def _collect(self) -> Collection:
         manifests = await self._forget_manifests()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from registry.config import GcSettings
+from registry.events import Dispatcher
 from registry.index import MetadataIndex
 from registry.lifecycle.collector import Collector
 from registry.storage import BlobStore
@@ -24,13 +25,13 @@ def start_background_gc(
     index: MetadataIndex,
     store: BlobStore,
     purge_uploads: Callable[[], Awaitable[int]],
+    events: Dispatcher,
 ) -> asyncio.Task[None] | None:
     """The collector's task, or None when `gc.interval` is 0 (off)."""
     if settings.interval <= 0:
         return None
-    collector = Collector(
-        index, store, timedelta(seconds=settings.grace), settings.untagged, purge_uploads=purge_uploads
-    )
+    grace = timedelta(seconds=settings.grace)
+    collector = Collector(index, store, grace, settings.untagged, purge_uploads=purge_uploads, events=events)
     return asyncio.create_task(_collect_forever(collector, settings.interval))
 
 

@@ -29,6 +29,17 @@ class RequestContext:
         return grant.identity.name if grant is not None else ""
 
     @property
+    def method(self) -> str:
+        return self.scope.get("method", "")
+
+    def header(self, name: bytes) -> str:
+        """A request header's first value (`name` in lower case), or ""."""
+        for key, value in self.scope.get("headers", ()):
+            if key == name:
+                return value.decode("latin-1")
+        return ""
+
+    @property
     def repository(self) -> str:
         """The repository named by the route the router picked; empty before routing or outside /v2/."""
         return self.scope.get("path_params", {}).get("name", "")

@@ -35,11 +35,29 @@ async def _failure(check: Callable[[], Awaitable[None]]) -> str | None:
     return None
 
 
-async def readyz(request: Request) -> Response:
+async def _background_storage_failure(request: Request) -> str | None:
+    health = services(request).storage_health
+    assert health is not None
+    return health.failing
+
+
+async def _readiness(request: Request) -> dict[str, str | None]:
+    """Each readiness check's failure, or None where it passes."""
     registry = services(request)
-    parts = {"index": registry.index.check, "storage": registry.store.check}
-    outcomes = await asyncio.gather(*(_failure(check) for check in parts.values()))
-    failing = {name: reason for name, reason in zip(parts, outcomes, strict=True) if reason is not None}
+    parts = {
+        "index": _failure(registry.index.check),
+        # With `health.storagedriver` on, what its background checks concluded; else asked now.
+        "storage": _failure(registry.store.check)
+        if registry.storage_health is None
+        else _background_storage_failure(request),
+    }
+    outcomes = await asyncio.gather(*parts.values())
+    return dict(zip(parts, outcomes, strict=True))
+
+
+async def readyz(request: Request) -> Response:
+    found = await _readiness(request)
+    failing = {name: reason for name, reason in found.items() if reason is not None}
     if failing:
         log.warning("not ready: %s", "; ".join(f"{name}: {reason}" for name, reason in failing.items()))
         return JSONResponse({"status": "unavailable", "failing": failing}, 503)
@@ -54,5 +72,5 @@ async def metrics(request: Request) -> Response:
         return PlainTextResponse(
             "credentials required", 401, headers={"WWW-Authenticate": 'Basic realm="metrics"'}
         )
-    body, content_type = await exposition.render()
+    body, content_type = await exposition.render(await _readiness(request))
     return Response(body, media_type=content_type)

@@ -12,9 +12,11 @@ since `.labels()` takes a lock and builds a tuple on every call.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from collections.abc import Iterable
 
-from registry.events import Event
+from prometheus_client import Counter, Gauge, Histogram
+
+from registry.events import AnyEvent, CollectionFinished
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a manifest GET served from cache (a millisecond) to a large blob's upload (minutes).
@@ -43,6 +45,66 @@ EVENT_BYTES = Counter(
     "Bytes of the blobs and manifests pushed, mounted and pulled",
     ["target", "action"],
 )
+
+NOTIFICATIONS_SENT = Counter(
+    "registry_notifications_sent", "Events an endpoint accepted (2xx or 3xx)", ["endpoint"]
+)
+NOTIFICATIONS_FAILED = Counter(
+    "registry_notifications_failures", "Attempts to send an event that failed (to be retried)", ["endpoint"]
+)
+# 1 while the endpoint's last `threshold` attempts (in some process) all failed.
+NOTIFICATIONS_FAILING = Gauge(
+    "registry_notifications_endpoint_failing",
+    "1 while an endpoint has failed `threshold` times in a row",
+    ["endpoint"],
+    multiprocess_mode="livemax",
+)
+GC_RUNS = Counter("registry_gc_runs", "Garbage collector runs finished")
+GC_BLOBS = Counter("registry_gc_reclaimed_blobs", "Blobs the garbage collector deleted")
+GC_BYTES = Counter("registry_gc_reclaimed_bytes", "Bytes of the blobs the garbage collector deleted")
+GC_SECONDS = Counter("registry_gc_run_seconds", "Time the garbage collector's runs took, in total")
+GC_LAST = Gauge(
+    "registry_gc_last_run_timestamp_seconds",
+    "When the last garbage collector run finished (Unix time)",
+    multiprocess_mode="max",
+)
+TOKENS = Counter(
+    "registry_token_requests",
+    "Requests to the token service by outcome: issued, or refused (credentials, throttled, bad_request)",
+    ["outcome"],
+)
+
+
+def count_token(outcome: str) -> None:
+    TOKENS.labels(outcome).inc()
+
+
+def _count_collection(run: CollectionFinished) -> None:
+    GC_RUNS.inc()
+    GC_BLOBS.inc(run.blobs)
+    GC_BYTES.inc(run.bytes)
+    GC_SECONDS.inc(run.seconds)
+    GC_LAST.set(run.timestamp)
+
+
+class NotificationMetrics:
+    """The delivery worker's counters (registry.events.delivery.DeliveryMetrics), each endpoint's made
+    at start so that dashboards and alerts see 0 rather than nothing."""
+
+    def __init__(self, endpoints: Iterable[str]) -> None:
+        for endpoint in endpoints:
+            NOTIFICATIONS_SENT.labels(endpoint)
+            NOTIFICATIONS_FAILED.labels(endpoint)
+            self.failing(endpoint, False)
+
+    def sent(self, endpoint: str) -> None:
+        NOTIFICATIONS_SENT.labels(endpoint).inc()
+
+    def failed(self, endpoint: str) -> None:
+        NOTIFICATIONS_FAILED.labels(endpoint).inc()
+
+    def failing(self, endpoint: str, failing: bool) -> None:
+        NOTIFICATIONS_FAILING.labels(endpoint).set(1 if failing else 0)
 
 
 class RequestMetrics:
@@ -75,7 +137,10 @@ class EventMetrics:
     def __init__(self) -> None:
         self._children: dict[tuple[str, str], tuple] = {}
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: AnyEvent) -> None:
+        if isinstance(event, CollectionFinished):
+            _count_collection(event)
+            return
         key = (event.target, event.action)
         children = self._children.get(key)
         if children is None:

@@ -1,9 +1,11 @@
-"""The container lifecycle behind `run`, `stop`, `rm`, `container prune`, `exec` and `export`.
+"""The container lifecycle behind `run`, `start`, `restart`, `stop`, `kill`, `rm`, `container prune`,
+`exec` and `export`.
 
-A container runs under a monitor: the `registry run` process itself, or for `-d` a small daemon (the
-shim) forked off it, with the container's output going to its log. The monitor waits for the container,
-records its exit code, removes its cgroups and, with `--rm`, the container. Other commands find the
-container's PID in its record and act on it directly (signals for `stop`, its namespaces for `exec`).
+A container runs under a monitor: the `registry run` process itself, or for `-d` (and `start`) a small
+daemon (the shim) forked off it, with the container's output going to its log. The monitor waits for the
+container, applies its restart policy, forwards its published ports, records its exit code, removes its
+cgroups and, with `--rm`, the container. Other commands find the container's PID in its record and act
+on it directly (signals for `stop` and `kill`, its namespaces for `exec`).
 """
 
 from __future__ import annotations
@@ -16,19 +18,29 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from registry.runtime import cgroups, logfile, namespaces, rootfs
+from registry.runtime import cgroups, logfile, namespaces, ports, rootfs
 from registry.runtime.attach import attach
 from registry.runtime.export import export_filesystem
 from registry.runtime.launch import RUNTIME_FAILED, Started, StartError, chroot_into, launch
 from registry.runtime.linux import sethostname
 from registry.runtime.network import bring_up_loopback
+from registry.runtime.restart import RestartPolicy, delay
 from registry.runtime.spec import Process, merge_env
-from registry.runtime.state import LOG, Container, ContainerError, ContainerStore, disk_usage, process_start
+from registry.runtime.state import (
+    LOG,
+    STDIN,
+    STOPPED_ON_PURPOSE,
+    Container,
+    ContainerError,
+    ContainerStore,
+    disk_usage,
+    process_start,
+)
 from registry.unpack import LayerBlob, Limits, Options, RootfsCache
 
 POLL = 0.05
@@ -47,6 +59,8 @@ class RunOptions:
     auto_remove: bool = False
     detach: bool = False
     init: bool = False
+    restart: str = "no"
+    ports: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,17 @@ class Runtime:
         volumes = [rootfs.Volume.parse(spec) for spec in options.volumes]
         if options.network not in ("none", "host"):
             raise ValueError(f"unknown network {options.network!r}: use none or host")
+        policy = RestartPolicy.parse(options.restart)
+        if options.auto_remove and policy.name != "no":
+            raise ValueError("conflicting options: --restart and --rm (a removed container cannot restart)")
+        for spec in options.ports:
+            ports.PortMapping.parse(spec)  # refused now, before anything is created
+        published = list(options.ports)
+        if published and options.network == "host":
+            print("registry: warning: published ports are discarded with --network host", file=sys.stderr)
+            published = []
+        if published and self.userns:
+            raise ValueError("publishing ports (-p) needs root: the forwarder enters the container's network")
         self.store.make_root()
         lower = self.cache.rootfs(image.layers, image.diff_ids)
         for volume in volumes:
@@ -122,22 +147,31 @@ class Runtime:
             auto_remove=options.auto_remove,
             detached=options.detach,
             init=options.init,
+            memory=options.memory,
+            pids=options.pids,
+            restart=str(policy),
+            ports=published,
         )
         directory = self.store.create(container)
         try:
             container.storage = rootfs.prepare(directory, lower, self.userns)
             rootfs.write_etc_files(directory, container.hostname, options.network == "host")
-            limits = cgroups.ResourceLimits(options.memory, options.pids)
-            if limits:
-                try:
-                    container.cgroups = cgroups.create(container.id, limits)
-                except cgroups.CgroupsUnavailable as error:
-                    print(f"registry: warning: {error}; running without limits", file=sys.stderr)
+            self._make_cgroups(container)
             self.store.save(container)
         except BaseException:
             self.store.remove(container)
             raise
         return container
+
+    def _make_cgroups(self, container: Container) -> None:
+        """The container's limits, made at create and again at each start (an exit removes them)."""
+        limits = cgroups.ResourceLimits(container.memory, container.pids)
+        if limits:
+            try:
+                container.cgroups = cgroups.create(container.id, limits)
+            except cgroups.CgroupsUnavailable as error:
+                container.cgroups = []
+                print(f"registry: warning: {error}; running without limits", file=sys.stderr)
 
     # ---------------------------------------------------------------------------------------- start
 
@@ -156,6 +190,8 @@ class Runtime:
             rootfs.setup(directory, Path(container.lower), container.storage, container.userns, volumes)
 
         process = Process(container.args, container.env, container.workdir, container.user)
+        if container.status != "created":
+            self._make_cgroups(container)
         try:
             started = launch(
                 enter, setup, process, container.tty, container.interactive, container.cgroups, container.init
@@ -181,11 +217,64 @@ class Runtime:
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile by `rm -f`
             self.store.save(container)
 
+    @contextlib.contextmanager
+    def _published(self, container: Container) -> Iterator[Callable[[Started], Started]]:
+        """Bind the container's published ports (a busy one fails the start); the function it gives
+        points them at a started process's network namespace. They close when the monitor is done."""
+        listeners = {}
+        try:
+            for spec in container.ports:
+                mapping = ports.PortMapping.parse(spec)
+                listeners[ports.listen(mapping)] = mapping
+        except ValueError:
+            for listener in listeners:
+                listener.close()
+            raise
+        forwarder: ports.Forwarder | None = None
+
+        def publish(started: Started) -> Started:
+            nonlocal forwarder
+            if listeners:
+                if forwarder is None:
+                    forwarder = ports.Forwarder(listeners)
+                forwarder.target(started.pid)
+            return started
+
+        try:
+            yield publish
+        finally:
+            if forwarder is not None:
+                forwarder.close()
+            for listener in listeners:
+                listener.close()
+
     def run(self, container: Container) -> int:
         """Run attached to this terminal and return the container's exit code."""
-        code = attach(lambda: self._start(container), container.interactive)
+        try:
+            with self._published(container) as publish:
+                code = attach(lambda: publish(self._start(container)), container.interactive)
+        except ValueError as error:
+            self._finish(container, RUNTIME_FAILED)
+            raise StartError(RUNTIME_FAILED, str(error)) from None
         self._finish(container, code)
         return code
+
+    def start(self, container: Container, attached: bool = False) -> int:
+        """Start a created or stopped container again, on the writable layer it had: under a shim
+        (returns 0 once it runs), or `attached` to this terminal (returns its exit code)."""
+        if container.running:
+            return 0
+        with contextlib.suppress(FileNotFoundError):
+            (self.store.directory(container) / STOPPED_ON_PURPOSE).unlink()
+        container.restart_count = 0
+        if attached:
+            return self.run(container)
+        self.run_detached(container)
+        return 0
+
+    def restart(self, container: Container, timeout: float = 10.0) -> None:
+        self.stop(container, timeout)
+        self.start(self.store.load(container.id))
 
     def run_detached(self, container: Container) -> None:
         """Start the container under a shim of its own and return once it runs (or failed to)."""
@@ -209,67 +298,129 @@ class Runtime:
             raise StartError(int(code), message)
 
     def _shim(self, container: Container, ready: int) -> None:
-        """The container's stdout and stderr are pipes the shim records apart (a terminal, with -t, is
-        one stream, as Docker has it)."""
-        path = self.store.directory(container) / LOG
-        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        null = os.open(os.devnull, os.O_RDWR)
+        """Start the container, record its output, and start it again as its restart policy says."""
+        directory = self.store.directory(container)
+        log = os.open(directory / LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        os.dup2(self._input(container, directory), 0)
+        policy = RestartPolicy.parse(container.restart)
+        with contextlib.ExitStack() as stack:
+            try:
+                publish = stack.enter_context(self._published(container))
+                started, outputs = self._start_recorded(container, publish)
+            except StartError as error:
+                os.write(ready, f"{error.code} {error}".encode())
+                return
+            except BaseException as error:
+                os.write(ready, f"{RUNTIME_FAILED} {error}".encode())
+                if isinstance(error, ValueError):  # a port that cannot be published
+                    self._finish(container, RUNTIME_FAILED)
+                    return
+                raise
+            os.close(ready)
+            while True:
+                logfile.record(outputs, log)
+                code = started.wait()
+                if not policy.restarts(code, container.restart_count, self._stopped_on_purpose(container)):
+                    break
+                time.sleep(delay(container.restart_count))
+                if self._stopped_on_purpose(container):
+                    break
+                container.restart_count += 1
+                container.exit_code = code
+                try:
+                    started, outputs = self._start_recorded(container, publish)
+                except StartError:
+                    return  # recorded as exited by _start
+        self._finish(container, code)
+
+    def _input(self, container: Container, directory: Path) -> int:
+        """A detached container's standard input: with -i a FIFO that `attach` writes to (opened for
+        reading and writing, so it never ends while the shim lives), else /dev/null."""
+        if not container.interactive or container.tty:
+            return os.open(os.devnull, os.O_RDWR)
+        fifo = directory / STDIN
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        return os.open(fifo, os.O_RDWR)
+
+    def _start_recorded(
+        self, container: Container, publish: Callable[[Started], Started]
+    ) -> tuple[Started, dict[int, int]]:
+        """Start with stdout and stderr on pipes the shim records apart (a terminal, with -t, is one
+        stream, as Docker has it); the descriptors to record."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        for source, target in ((null, 0), (out_write, 1), (err_write, 2)):
+        for source, target in ((out_write, 1), (err_write, 2)):
             os.dup2(source, target)
             os.close(source)
         try:
-            started = self._start(container)
-        except StartError as error:
-            os.write(ready, f"{error.code} {error}".encode())
-            return
-        except BaseException as error:
-            os.write(ready, f"{RUNTIME_FAILED} {error}".encode())
+            started = publish(self._start(container))
+        except BaseException:
+            os.close(out_read)
+            os.close(err_read)
             raise
         finally:
+            null = os.open(os.devnull, os.O_WRONLY)
             for fd in (1, 2):  # only the container may hold the pipes' write ends: their end is its end
-                os.dup2(0, fd)
-        os.close(ready)
+                os.dup2(null, fd)
+            os.close(null)
         if started.console is not None:
-            logfile.record({started.console: logfile.STDOUT}, log)
-        else:
-            logfile.record({out_read: logfile.STDOUT, err_read: logfile.STDERR}, log)
-        self._finish(container, started.wait())
+            os.close(out_read)
+            os.close(err_read)
+            return started, {started.console: logfile.STDOUT}
+        return started, {out_read: logfile.STDOUT, err_read: logfile.STDERR}
+
+    def _stopped_on_purpose(self, container: Container) -> bool:
+        return (self.store.directory(container) / STOPPED_ON_PURPOSE).exists()
+
+    def _mark_stopped(self, container: Container) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.store.directory(container) / STOPPED_ON_PURPOSE).touch()
 
     # ---------------------------------------------------------------------------------------- stop, rm
 
     def stop(self, container: Container, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns once the exit is recorded."""
-        if not container.running:
-            return
-        assert container.pid is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(container.pid, signal.SIGTERM)
-        if _wait_until(lambda: not container.running, timeout):
-            self._await_record(container)
-        else:
+        self._mark_stopped(container)
+        if not self._end(container, signal.SIGTERM, timeout):
             self.kill(container)
 
-    def kill(self, container: Container) -> None:
-        if container.running:
+    def kill(self, container: Container, number: int = signal.SIGKILL) -> None:
+        """Send `number` to the container's first process; SIGKILL (a stop on purpose) also waits for
+        the exit to be recorded. Another signal is the container's business, as with `docker kill -s`."""
+        if number != signal.SIGKILL:
+            if not container.running:
+                raise ContainerError(f"container {container.name} is not running")
             assert container.pid is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(container.pid, signal.SIGKILL)
-            _wait_until(lambda: not container.running, 10.0)
-        self._await_record(container)
+            os.kill(container.pid, number)
+            return
+        self._mark_stopped(container)
+        if not self._end(container, signal.SIGKILL, 10.0):
+            self._finish(container, None)  # its monitor is gone: nobody saw the exit code
 
-    def _await_record(self, container: Container) -> None:
-        """Wait for the monitor to record the exit; if it died, record what can be known."""
+    def _end(self, container: Container, number: int, timeout: float) -> bool:
+        """Signal the container's process until its monitor records the end; False after `timeout`.
 
-        def recorded() -> bool:
+        The record is read afresh each time: a monitor between two runs of a restart policy has a
+        dead PID on record and then a new one, which is signalled in turn (the stop marker, set first,
+        keeps a third from starting)."""
+        deadline = time.monotonic() + timeout
+        signalled = None
+        while True:
             try:
-                return self.store.load(container.id).status != "running"
+                current = self.store.load(container.id)
             except KeyError:
                 return True
-
-        if not _wait_until(recorded, 5.0):
-            self._finish(container, None)  # its monitor is gone: nobody saw the exit code
+            if current.status != "running":
+                return True
+            if current.running and current.pid != signalled:
+                assert current.pid is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(current.pid, number)
+                signalled = current.pid
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL)
 
     def remove(self, container: Container, force: bool = False) -> None:
         if container.running:
@@ -336,12 +487,3 @@ class Runtime:
     def export(self, container: Container, out: BinaryIO) -> None:
         """Write the container's filesystem (its image and its changes, no runtime mounts) as a tar."""
         export_filesystem(container, self.store.directory(container), out)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL)
-    return True

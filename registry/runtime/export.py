@@ -23,7 +23,7 @@ def export_filesystem(container: Container, directory: Path, out: BinaryIO) -> N
     if child == 0:
         code = 1
         try:
-            os.chdir(_filesystem(container, directory))
+            os.chdir(container_root(container, directory))
             write_tar(Path("."), out)
             out.flush()
             code = 0
@@ -36,7 +36,7 @@ def export_filesystem(container: Container, directory: Path, out: BinaryIO) -> N
         raise ContainerError(f"could not export container {container.name}")
 
 
-def _filesystem(container: Container, directory: Path) -> Path | int:
+def container_root(container: Container, directory: Path) -> Path | int:
     """In a forked child: the container's root filesystem, as a path or a directory descriptor.
 
     A running container's overlay is taken from its own mount namespace (mounting the same upper

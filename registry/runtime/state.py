@@ -6,6 +6,8 @@
       <id>/                     64 hex digits
         container.json          this module's `Container`, replaced atomically on every change
         output.log              a detached container's stdout and stderr (registry.runtime.logfile)
+        stdin                   a FIFO: a detached `-i` container's input, written by `attach`
+        stopped                 present while it was stopped on purpose (no restart by policy)
         upper/ work/            the overlayfs writable layer and its scratch folder
         rootfs/                 where the root is mounted (overlay), or the root itself (copy)
         etc/                    hosts, hostname and resolv.conf, bind-mounted into the container
@@ -32,6 +34,10 @@ from pathlib import Path
 
 ID_PATTERN = re.compile(r"[0-9a-f]{64}")
 LOG = "output.log"
+# Beside the record while the container is stopped on purpose (its restart policy is then not applied).
+STOPPED_ON_PURPOSE = "stopped"
+# A detached container started with -i reads this FIFO, which `attach` writes to.
+STDIN = "stdin"
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
@@ -80,6 +86,12 @@ class Container:
     started: float | None = None
     finished: float | None = None
     exit_code: int | None = None
+    # Kept to start it again as it was created: its limits, restart policy and published ports.
+    memory: int | None = None
+    pids: int | None = None
+    restart: str = "no"  # registry.runtime.restart.RestartPolicy
+    restart_count: int = 0
+    ports: list[str] = field(default_factory=list)  # [IP:]HOSTPORT:CONTAINERPORT[/tcp]
 
     @property
     def short_id(self) -> str:

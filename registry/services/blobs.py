@@ -21,6 +21,7 @@ from pathlib import Path
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
 from registry.index import MetadataIndex, UploadBusy
+from registry.lifecycle.guards import Guards
 from registry.lifecycle.hooks import PUBLISH, Pause, no_pause
 from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobUnreadable, BlobWriter
@@ -106,10 +107,14 @@ class BlobService:
         events: Dispatcher,
         upload_expiry: int,
         max_uploads: int = 0,
+        guards: Guards | None = None,
         link_refresh: float = 1800.0,
         pause: Pause = no_pause,
     ) -> None:
         self.index = index
+        # Quotas refuse a blob too large for its namespace before its bytes are read, where its size is
+        # known then (see Guards.check_blob).
+        self.guards = guards
         self.store = store
         self.events = events
         self.upload_expiry = upload_expiry
@@ -147,9 +152,11 @@ class BlobService:
         except BlobUnreadable as error:
             log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
-        pulled = Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=end - first)
-        self.events.emit(pulled)
+        self._pulled(repository, digest, end - first)
         return _resumed(piece, stream)
+
+    def _pulled(self, repository: str, digest: Digest, size: int) -> None:
+        self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
 
     async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
         """The file a server may send itself for a whole blob of `size` bytes, or None when the store
@@ -169,18 +176,30 @@ class BlobService:
                 size,
             )
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        # A pull as much as `open`'s (metrics and webhooks once missed the zero-copy sends).
+        self._pulled(repository, digest, size)
         return path
 
     async def delete(self, repository: str, digest: Digest) -> None:
-        if not await self.index.unlink_blob(repository, str(digest)):
+        event = Event.now(Target.BLOB, Action.DELETE, repository, digest=str(digest))
+        if not await self.index.unlink_blob(repository, str(digest), self.events.outbox([event])):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        self.events.emit(event)
 
     async def mount(self, repository: str, digest: Digest, source: str) -> bool:
         """Link a blob of `source` into `repository`; False when it must be uploaded instead."""
-        size = await self.index.mount_blob(source, repository, str(digest))
+        size = await self.index.blob_size(source, str(digest))  # for the event; the mount re-checks
         if size is None:
             return False
-        self.events.emit(Event.now(Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size))
+        mounted = Event.now(
+            Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size, from_repository=source
+        )
+        if (
+            await self.index.mount_blob(source, repository, str(digest), self.events.outbox([mounted]))
+            is None
+        ):
+            return False  # forgotten by a collector since: the client uploads it
+        self.events.emit(mounted)
         return True
 
     async def mount_readable(self, repository: str, digest: Digest, readable: Callable[[str], bool]) -> bool:
@@ -261,10 +280,14 @@ class BlobService:
         digest: Digest,
         body: AsyncIterator[bytes],
         content_range: str | None,
+        length: int | None = None,
     ) -> None:
-        """Take the last bytes, verify the digest and publish the blob; the session ends either way, but
-        for a last chunk at the wrong offset, refused (416) before anything is written, as a PATCH's is."""
+        """Take the last bytes (`length` of them, when the request said), verify the digest and publish
+        the blob; the session ends either way, but for a last chunk at the wrong offset, refused (416)
+        before anything is written, as a PATCH's is, or one over a quota (403)."""
         async with self._writing(repository, upload_id) as (claim, writer):
+            if length is not None:
+                await self._check_room(repository, digest, writer.size + length)
             await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
             claim.check()
             await self._hold(digest)
@@ -274,15 +297,18 @@ class BlobService:
                 if error.code is ErrorCode.DIGEST_INVALID:
                     await self._discard(upload_id)
                 raise
-            await self.index.link_blob(repository, str(digest), size, upload_id)
-        self._committed(repository, digest, size)
+            await self._link_pushed(repository, digest, size, upload_id)
 
-    async def upload(self, repository: str, digest: Digest, body: AsyncIterator[bytes]) -> None:
-        """A monolithic upload: no session is recorded, the store takes the bytes in one go."""
+    async def upload(
+        self, repository: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None
+    ) -> None:
+        """A monolithic upload (`length` bytes, when the request said): no session is recorded, the
+        store takes the bytes in one go."""
+        if length is not None:
+            await self._check_room(repository, digest, length)
         await self._hold(digest)
         size = await self.store.ingest(body, digest)
-        await self.index.link_blob(repository, str(digest), size)
-        self._committed(repository, digest, size)
+        await self._link_pushed(repository, digest, size)
 
     async def _hold(self, digest: Digest) -> None:
         """Keep collectors off the digest's bytes until our link (or PUBLISH_HOLD): called before the store
@@ -290,8 +316,17 @@ class BlobService:
         await self.index.hold_bytes(str(digest), datetime.now(UTC) + PUBLISH_HOLD)
         await self.pause(PUBLISH, str(digest))
 
-    def _committed(self, repository: str, digest: Digest, size: int) -> None:
-        self.events.emit(Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size))
+    async def _link_pushed(
+        self, repository: str, digest: Digest, size: int, upload_id: str | None = None
+    ) -> None:
+        """Link a committed blob, its push event stored in the same transaction, then emit that event."""
+        pushed = Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size)
+        await self.index.link_blob(repository, str(digest), size, upload_id, self.events.outbox([pushed]))
+        self.events.emit(pushed)
+
+    async def _check_room(self, repository: str, digest: Digest, size: int) -> None:
+        if self.guards is not None:
+            await self.guards.check_blob(repository, str(digest), size)
 
     async def cancel(self, repository: str, upload_id: str) -> None:
         if not await self.index.upload_exists(upload_id, repository):

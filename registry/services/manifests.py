@@ -12,7 +12,15 @@ from typing import Any, Final
 
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
-from registry.index import ManifestPut, ManifestRecord, MetadataIndex, MissingReferences
+from registry.index import (
+    ManifestPut,
+    ManifestRecord,
+    MetadataIndex,
+    MissingReferences,
+    QuotaExceeded,
+    TagFixed,
+)
+from registry.lifecycle.guards import Guards
 from registry.types import (
     DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED,
@@ -196,22 +204,29 @@ def accepts(accept_headers: list[str], media_type: str) -> bool:
 
 
 class ManifestService:
-    def __init__(self, index: MetadataIndex, events: Dispatcher) -> None:
+    def __init__(self, index: MetadataIndex, events: Dispatcher, guards: Guards) -> None:
         self.index = index
         self.events = events
+        self.guards = guards
 
     async def put(self, repository: str, put: ManifestPut) -> ManifestRecord:
+        """Record a pushed manifest. An immutable tag may be pushed again with the digest it has (a
+        retried push), never moved to another; a push over a quota is refused, recording nothing."""
+        # One event per tag applied (as Distribution sends one per tagged push), or one untagged.
+        events = [_manifest_event(Action.PUSH, repository, put.record, tag) for tag in put.tags or ("",)]
+        guard = self.guards.for_put(repository, put.tags)
         try:
-            await self.index.put_manifest(repository, put)
+            await self.index.put_manifest(repository, put, guard, self.events.outbox(events))
+        except (TagFixed, QuotaExceeded) as refused:
+            raise self.guards.refusal(repository, refused) from None
         except MissingReferences as missing:
             if missing.blobs:
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, {"digests": missing.blobs}) from None
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, {"manifests": missing.manifests}, status=400
             ) from None
-        # One event per tag applied (as Distribution sends one per tagged push), or one untagged.
-        for tag in put.tags or ("",):
-            self.events.emit(_manifest_event(Action.PUSH, repository, put.record, tag))
+        for event in events:
+            self.events.emit(event)
         return put.record
 
     async def find(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
@@ -239,14 +254,21 @@ class ManifestService:
         return record
 
     async def delete(self, repository: str, reference: str) -> None:
-        """By digest: the manifest and every tag on it. By tag: only the tag."""
+        """By digest: the manifest and every tag on it. By tag: only the tag. Neither when an immutable
+        tag would go."""
         if is_digest(reference):
             Digest.parse(reference)
             event = Event.now(Target.MANIFEST, Action.DELETE, repository, digest=reference)
-            deleted = await self.index.delete_manifest(repository, reference)
+            try:
+                deleted = await self.index.delete_manifest(
+                    repository, reference, self.guards.fixed(repository), self.events.outbox([event])
+                )
+            except TagFixed as refused:
+                raise self.guards.refusal(repository, refused) from None
         elif valid_tag(reference):
+            self.guards.check_tag_delete(repository, reference)
             event = Event.now(Target.TAG, Action.DELETE, repository, tag=reference)
-            deleted = await self.index.delete_tag(repository, reference)
+            deleted = await self.index.delete_tag(repository, reference, self.events.outbox([event]))
         else:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, {"reference": reference})
         if not deleted:

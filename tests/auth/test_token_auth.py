@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
 
 from registry.auth.tokens import SigningKey, b64url, claims_for
 from tests.auth.conftest import (
@@ -514,3 +515,27 @@ def test_openapi_description_is_readable_without_a_token(client: httpx.Client) -
     response = client.get("/openapi.json")
     assert response.status_code == 200
     assert "/v2/{name}/manifests/{reference}" in response.json()["paths"]
+
+
+def test_token_counters_move(client: httpx.Client) -> None:
+    """/metrics counts tokens issued and refused (by reason), so an operator sees a credential-stuffing
+    run or a broken CI secret."""
+
+    def counts() -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {
+            sample.labels["outcome"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "registry_token_requests"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+
+    before = counts()
+    get_token(client, "alice", "repository:alice/app:pull")
+    get_token(client, None)
+    refused = client.get("/auth/token", params={"service": "registry"}, headers=basic("alice", "wrong"))
+    assert refused.status_code == 401
+    after = counts()
+    assert after.get("issued", 0) - before.get("issued", 0) == 2
+    assert after.get("credentials", 0) - before.get("credentials", 0) == 1

@@ -1,26 +1,67 @@
-"""Lifecycle fixtures: the collector and the services of several "replicas" (each its own index
-connections and store client, as separate servers have) on one real database and one real store."""
+"""Helpers for the lifecycle tests: rules as the environment gives them to a server or a command, pushes
+of small images, the server's own index opened in the test for what only time can show; and for the
+collector's races, the services of several "replicas" (each its own index connections and store client,
+as separate servers have) on one real database and one real store."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from registry.config import Settings
 from registry.events import Dispatcher
 from registry.index import SQLIndex
 from registry.index.migrate import upgrade
 from registry.lifecycle.collector import Collector
+from registry.lifecycle.guards import Guards
 from registry.lifecycle.hooks import Pause, no_pause
+from registry.lifecycle.settings import ImmutableTagSettings, QuotaSettings
 from registry.services import BlobService, ManifestService
+from tests.e2e.test_skopeo import busybox, skopeo
 from tests.storage.conftest import Backend, backend, moto_endpoint
+from tests.support.oci import image_manifest, put_manifest, sha256
+from tests.support.server import RegistryProcess
 
-__all__ = ["backend", "moto_endpoint"]
+__all__ = ["backend", "busybox", "moto_endpoint", "skopeo"]
+
+
+def rules(**sections: list[dict[str, Any]]) -> dict[str, str]:
+    """`REGISTRY_<SECTION>_RULES` variables: rules(quotas=[{"repositories": "a/*", "limit": 10}])."""
+    return {f"REGISTRY_{name.upper()}_RULES": json.dumps(value) for name, value in sections.items()}
+
+
+def push_image(
+    client: httpx.Client, repo: str, reference: str, name: str, layers: list[bytes] | None = None
+) -> str:
+    """Push an image whose config names it (so each name is a manifest of its own); return its digest."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "name": name}).encode()
+    body = image_manifest(
+        client, repo, layers=layers if layers is not None else [b"layer of " + name.encode()], config=config
+    )
+    response = put_manifest(client, repo, reference, body)
+    assert response.status_code == 201, response.text
+    return sha256(body)
+
+
+@asynccontextmanager
+async def opened_index(server: RegistryProcess) -> AsyncIterator[SQLIndex]:
+    """The index the server uses, opened here beside it."""
+    index = SQLIndex(Settings(data_dir=server.data_dir, database_url=server.database_url).index_url)
+    await index.open()
+    try:
+        yield index
+    finally:
+        await index.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -57,7 +98,8 @@ async def replicas(
         await index.open()
         pause = pauses[number] if number < len(pauses) else no_pause
         blobs = BlobService(index, backend.open(), Dispatcher(), upload_expiry=3600, pause=pause)
-        made.append(Replica(index, blobs, ManifestService(index, Dispatcher())))
+        guards = Guards(index, ImmutableTagSettings(), QuotaSettings())  # no rules: nothing refused
+        made.append(Replica(index, blobs, ManifestService(index, Dispatcher(), guards)))
     try:
         yield made
     finally:
@@ -85,7 +127,3 @@ class Barrier:
 
 async def body(data: bytes) -> AsyncIterator[bytes]:
     yield data
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(test())  # type: ignore[arg-type]

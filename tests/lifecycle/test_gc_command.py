@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -154,6 +155,12 @@ def test_serve_collects_in_the_background(tmp_path: Path, own_database: str) -> 
                 time.sleep(0.1)
             assert client.get("/v2/gc/bg/manifests/v1").content == body
             assert client.get(f"/v2/gc/bg/blobs/{sha256(b'tagged layer')}").content == b"tagged layer"
+            # Each finished run is counted (CollectionFinished), the bytes it freed with it.
+            metrics = client.get("/metrics").text
+            runs = re.search(r"^registry_gc_runs_total ([0-9.e+]+)$", metrics, re.M)
+            freed = re.search(r"^registry_gc_reclaimed_bytes_total ([0-9.e+]+)$", metrics, re.M)
+            assert runs and float(runs.group(1)) >= 1, metrics
+            assert freed and float(freed.group(1)) >= len(b"unlinked at once"), metrics
     finally:
         server.stop()
 

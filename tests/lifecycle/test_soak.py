@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from registry.storage import BlobStore, FilesystemStore
-from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_environment
+from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_env
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, errors, sha256
 from tests.support.server import RegistryProcess
 from tests.support.tools import run_registry
@@ -56,7 +56,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
         bucket = new_bucket(endpoint)
         env = {
             "REGISTRY_DATABASE_URL": request.getfixturevalue("postgres").new_database(),
-            **s3_environment(endpoint, bucket),
+            **s3_env(endpoint, bucket),
         }
         servers = [RegistryProcess(tmp_path / f"replica{n}", "", {**env, **collector}) for n in range(2)]
         store = S3Store(bucket, endpoint_url=endpoint, **MOTO_KEYS)

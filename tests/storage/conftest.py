@@ -36,8 +36,8 @@ def new_bucket(endpoint: str) -> str:
     return name
 
 
-def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
-    """The REGISTRY_* variables of a server storing its blobs in `bucket` on the moto server."""
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    """The REGISTRY_* settings of a registry process storing its blobs in `bucket` on the moto server."""
     return {
         "REGISTRY_STORAGE": "s3",
         "REGISTRY_S3_BUCKET": bucket,

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.storage.conftest import new_bucket, s3_client, s3_environment
+from tests.storage.conftest import new_bucket, s3_client, s3_env
 from tests.support.oci import errors, push_blob, sha256
 from tests.support.server import RegistryProcess
 
@@ -72,7 +72,7 @@ def start_store_server(
             return StoreServer(make_server(**env), "filesystem")
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = new_bucket(endpoint)
-        env |= s3_environment(endpoint, bucket)
+        env |= s3_env(endpoint, bucket)
         return StoreServer(make_server(**env), "s3", bucket, endpoint)
 
     return start

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.test_missing_blobs import assert_lost
-from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_client
+from tests.storage.conftest import new_bucket, s3_client, s3_env
 from tests.support.oci import push_blob
 from tests.support.server import RegistryProcess
 
@@ -25,14 +25,7 @@ def bucket(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def s3_server(moto_endpoint: str, bucket: str, tmp_path: Path) -> Iterator[RegistryProcess]:
-    env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": bucket,
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
-    }
+    env = s3_env(moto_endpoint, bucket)
     process = RegistryProcess(tmp_path / "data", "", env).start()
     yield process
     process.stop()

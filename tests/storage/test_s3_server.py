@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.storage.conftest import MOTO_KEYS, new_bucket
+from tests.storage.conftest import new_bucket, s3_env
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, sha256
 from tests.support.server import RegistryProcess
 
@@ -13,14 +13,7 @@ MiB = 1024 * 1024
 
 
 def test_servers_share_a_bucket(moto_endpoint: str, tmp_path: Path) -> None:
-    env = {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": new_bucket(moto_endpoint),
-        "REGISTRY_S3_ENDPOINT_URL": moto_endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
-    }
+    env = s3_env(moto_endpoint, new_bucket(moto_endpoint))
     database = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
     first = RegistryProcess(tmp_path / "one", database, env).start()
     try:

@@ -176,3 +176,57 @@ def test_unknown_environment_variables_are_named() -> None:
     typo, distribution = sorted(warnings, key=lambda line: "LISTN" not in line)
     assert "REGISTRY_LISTN" in typo and "REGISTRY_LISTEN" in typo
     assert "REGISTRY_HTTP_ADDR" in distribution and "not supported yet" in distribution
+
+
+def test_notifications_and_health_in_distributions_shape(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "registry.yaml"
+    config.write_text(
+        "notifications:\n"
+        "  endpoints:\n"
+        "    - name: audit\n"
+        "      url: https://hooks.example.com/registry\n"
+        "      headers: {Authorization: [Bearer secret]}\n"
+        "      timeout: 500ms\n"
+        "      threshold: 5\n"
+        "      backoff: 1m30s\n"
+        "      ignoredmediatypes: [application/octet-stream]\n"
+        "      ignore: {actions: [pull]}\n"
+        "health:\n"
+        "  storagedriver: {enabled: true, interval: 10s, threshold: 3}\n"
+    )
+    settings = load_settings(config)
+    (endpoint,) = settings.notifications.endpoints
+    assert (endpoint.timeout, endpoint.backoff, endpoint.threshold) == (0.5, 90.0, 5)
+    assert endpoint.headers == {"Authorization": ("Bearer secret",)}
+    assert endpoint.ignore.actions == ("pull",) and endpoint.ignoredmediatypes == (
+        "application/octet-stream",
+    )
+    assert settings.health.storagedriver.enabled and settings.health.storagedriver.interval == 10.0
+    # Worker processes read the same settings back from their environment.
+    for name, value in settings_to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == settings
+    monkeypatch.setenv("REGISTRY_HEALTH_STORAGEDRIVER_INTERVAL", "250ms")
+    assert load_settings().health.storagedriver.interval == 0.25
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("health.storagedriver.interval", "10 parsecs", "not a duration"),
+        ("health.storagedriver.interval", "0s", "must be above 0"),
+        ("notifications.endpoints", "[{name: a, url: ftp://x}]", "http:// or https://"),
+        ("notifications.endpoints", "[{url: http://x}]", "key 'name' is required"),
+        (
+            "notifications.endpoints",
+            "[{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]",
+            "two endpoints",
+        ),
+        ("notifications.endpoints", "[{name: a, url: 'http://x', backof: 1s}]", "did you mean 'backoff'"),
+    ],
+)
+def test_notification_and_health_mistakes_are_one_line(key: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings().with_overrides({key: value})

@@ -1,0 +1,27 @@
+"""The retention part of `registry gc`: print what the rules would delete (`--dry-run`, whether or not
+they are enabled) or, with `retention.enabled`, delete it before the blobs are collected."""
+
+from __future__ import annotations
+
+from registry.config import Settings
+from registry.index import MetadataIndex
+
+
+async def run_retention(index: MetadataIndex, settings: Settings, dry_run: bool) -> None:
+    from registry.lifecycle.retention import apply_retention, describe, plan_retention
+
+    retention = settings.retention
+    if not retention.rules:
+        return
+    if not dry_run and not retention.enabled:
+        print(
+            f"retention: {len(retention.rules)} rule(s), not enabled (retention.enabled): "
+            "`registry gc --dry-run` shows what they would delete"
+        )
+        return
+    plan = await plan_retention(index, settings)
+    if dry_run:
+        print("\n".join(describe(plan, applied=False)))
+        return
+    applied = await apply_retention(index, plan)
+    print("\n".join([*describe(plan, applied=True), applied.summary()]))
