@@ -42,11 +42,11 @@ COPY --from=build /opt/registry /opt/registry
 COPY deploy/image/entrypoint deploy/image/healthcheck /usr/local/bin/
 
 # Like registry:2: every interface, port 5000, no authentication, and says so (a warning at each start).
-# Turn authentication on with REGISTRY_AUTH=basic|token (README "Container image").
+# Turn authentication on with REGISTRY_AUTH_MODE=basic|token (README "Container image").
 ENV PATH=/opt/registry/bin:$PATH \
     REGISTRY_DATA_DIR=/var/lib/registry \
-    REGISTRY_LISTEN=0.0.0.0:5000 \
-    REGISTRY_ALLOW_ANONYMOUS_REMOTE=true
+    REGISTRY_HTTP_ADDR=0.0.0.0:5000 \
+    REGISTRY_AUTH_ALLOW_ANONYMOUS_REMOTE=true
 VOLUME /var/lib/registry
 EXPOSE 5000
 # /readyz: the index and the blob store answer (see deploy/image/healthcheck for which address).

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import API_VERSION_HEADER, error_response, http_error, registry_error
+from registry.api.common import http_error, registry_error
 from registry.api.failures import FailureBoundary
+from registry.api.gate import Gate, PrematchedRouter
 from registry.api.routes import ROUTES
 from registry.config import Settings
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import RegistryError
 from registry.events import Dispatcher
 from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
@@ -64,7 +64,7 @@ class Registry:
     def build(cls, settings: Settings) -> Registry:
         index = SQLIndex(settings.index_url)
         store: BlobStore
-        if settings.storage == "s3":
+        if settings.storage.kind == "s3":
             # Imported only here: workers on the filesystem store never load boto3.
             from registry.storage.s3 import S3Store
 
@@ -72,7 +72,7 @@ class Registry:
         else:
             store = FilesystemStore(settings.blob_root)
         users = auth = None
-        if settings.auth != "none":
+        if settings.auth.kind != "none":
             from registry.auth.authority import Authority
             from registry.index.users import SQLUserDirectory
 
@@ -81,12 +81,12 @@ class Registry:
         notifier = None
         if settings.notifications.endpoints:
             notifier = Notifier(
-                settings.notifications.endpoints, settings.external_url, settings.scheme, settings.port
+                settings.notifications.endpoints, settings.http.host, settings.scheme, settings.port
             )
         events = Dispatcher(notifier)
         guards = Guards(index, settings.immutable_tags, settings.quotas)
         exposition = None
-        if settings.metrics_enabled:
+        if settings.http.debug.prometheus.enabled:
             from registry.observe.exposition import Exposition
             from registry.observe.metrics import EventMetrics, count_token
             from registry.observe.timing import INDEX_SECONDS, STORE_SECONDS, timed
@@ -95,11 +95,11 @@ class Registry:
             events.subscribe(EventMetrics())
             if auth is not None:
                 auth.count_token = count_token
-            disk = settings.blob_root if settings.storage == "filesystem" else None
+            disk = settings.blob_root if settings.storage.kind == "filesystem" else None
             endpoints = [
                 endpoint.name for endpoint in settings.notifications.endpoints if not endpoint.disabled
             ]
-            exposition = Exposition(index, settings.metrics_htpasswd, disk, endpoints)
+            exposition = Exposition(index, settings.metrics.htpasswd, disk, endpoints)
         return cls(
             settings=settings,
             index=index,
@@ -109,8 +109,8 @@ class Registry:
                 index,
                 store,
                 events,
-                settings.upload_expiry,
-                settings.max_uploads_per_repository,
+                settings.storage.maintenance.uploadpurging.age,
+                settings.limits.max_uploads_per_repository,
                 guards,
                 link_refresh=settings.gc.grace / 2,
             ),
@@ -125,49 +125,6 @@ class Registry:
         )
 
 
-class _VersionHeader:
-    """Adds `Docker-Distribution-API-Version` to every response, errors included, as clients expect."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header = (API_VERSION_HEADER[0].lower().encode(), API_VERSION_HEADER[1].encode())
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-
-class _ReadOnly:
-    """`read_only: true`: pulls are served, every change under /v2/ is refused (maintenance)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] not in ("GET", "HEAD")
-            and scope["path"].startswith("/v2/")
-        ):
-            refused = RegistryError(
-                ErrorCode.UNSUPPORTED,
-                {"reason": "read-only mode"},
-                message="the registry is read-only",
-                status=405,
-            )
-            await error_response(refused)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
     """The webhook sender of this process, when some endpoint is configured."""
     notifier = registry.events.notifier
@@ -176,7 +133,7 @@ def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
     from registry.events.delivery import DeliveryWorker
 
     metrics = None
-    if registry.settings.metrics_enabled:
+    if registry.settings.http.debug.prometheus.enabled:
         from registry.observe.metrics import NotificationMetrics
 
         metrics = NotificationMetrics(endpoint.name for endpoint in notifier.endpoints)
@@ -185,7 +142,7 @@ def _delivery_worker(registry: Registry) -> DeliveryWorker | None:
 
 async def _purge_uploads(registry: Registry) -> None:
     # Often enough that a session never outlives its expiry by much more than a quarter of it.
-    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.upload_expiry / 4))
+    interval = max(1.0, min(MAX_PURGE_INTERVAL, registry.settings.storage.maintenance.uploadpurging.age / 4))
     while True:
         try:
             purged = await registry.blobs.purge_expired()
@@ -203,7 +160,8 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await registry.index.open()
-        purger = asyncio.create_task(_purge_uploads(registry))
+        purging = settings.storage.maintenance.uploadpurging.enabled
+        purger = asyncio.create_task(_purge_uploads(registry)) if purging else None
         scrubber = start_background_scrub(settings, registry.index, registry.store)
         collector = start_background_gc(
             settings.gc, registry.index, registry.store, registry.blobs.purge_expired, registry.events
@@ -227,31 +185,30 @@ def create_app(settings: Settings) -> Starlette:
             await registry.index.close()
 
     app = Starlette(
-        routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
             RegistryError: registry_error,
             HTTPException: http_error,
         },
     )
+    app.router = PrematchedRouter(ROUTES, lifespan=lifespan, redirect_slashes=False)
     app.state.registry = registry
-    app.router.redirect_slashes = False
+    check = None
     if registry.auth is not None:
-        # Inside _VersionHeader: clients recognise a registry's 401 by that header.
-        from registry.auth.middleware import AuthMiddleware
+        from registry.auth.middleware import AccessCheck
 
-        app.add_middleware(AuthMiddleware, authority=registry.auth, routes=ROUTES)
-    if settings.read_only:
-        app.add_middleware(_ReadOnly)
-    # Every failure the layers above did not answer, their 500s included, still gets the version header.
-    app.add_middleware(FailureBoundary)
-    if settings.rate_limit:
-        # Outside auth: failed logins count against the rate too.
+        check = AccessCheck(registry.auth)
+    app.add_middleware(
+        Gate, routes=ROUTES, read_only=settings.storage.maintenance.readonly.enabled, check=check
+    )
+    if settings.limits.rate:
+        # Outside the gate: failed logins count against the rate too.
         app.add_middleware(
             RateLimit,
-            rate=settings.rate_limit,
-            burst=settings.rate_limit_burst,
+            rate=settings.limits.rate,
+            burst=settings.limits.burst,
             trusted_proxies=settings.trusted_proxy_addresses,
         )
-    app.add_middleware(_VersionHeader)
+    # Every answer the layers inside give, their 500s included, gets the API version header here.
+    app.add_middleware(FailureBoundary)
     return app

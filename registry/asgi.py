@@ -24,7 +24,7 @@ from registry.serving.supervision import die_with_supervisor
 def app() -> ASGIApp:
     die_with_supervisor()
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_formatter)
-    limited = HeaderLimit(create_app(settings), settings.max_header_size)
-    guarded = BodyGuard(limited, settings.body_read_timeout)
+    configure_logging(settings.log.level, settings.log.formatter)
+    limited = HeaderLimit(create_app(settings), settings.limits.max_header_size)
+    guarded = BodyGuard(limited, settings.limits.body_read_timeout)
     return Observe(guarded, settings, ROUTES)

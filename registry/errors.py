@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.responses import Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +76,18 @@ class RegistryError(Exception):
         entry: dict[str, Any] = {"code": self.code.name, "message": self.message}
         entry["detail"] = self.detail if self.detail is not None else {}
         return json.dumps({"errors": [entry]}).encode()
+
+
+def error_response(error: RegistryError) -> Response:
+    """The spec's error body with the error's status and headers: every layer that refuses a request
+    (limits, read-only, auth, the handlers' exception handler) answers through this one function."""
+    return Response(error.body(), error.status, headers=error.headers, media_type="application/json")
+
+
+def too_many_logins(retry_after: float) -> Response:
+    """Too many failed logins from one address (the auth layer's and the token service's answer)."""
+    seconds = str(max(1, math.ceil(retry_after)))
+    error = RegistryError(
+        ErrorCode.TOOMANYREQUESTS, {"retryAfter": seconds}, headers={"Retry-After": seconds}
+    )
+    return error_response(error)

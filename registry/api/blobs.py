@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from registry.api.common import digest_param, repository, services
+from registry.api.common import digest_param, repository, require_deletes, services
 from registry.api.pathsend import PATHSEND, PathSendResponse
 from registry.errors import ErrorCode, RegistryError
 
@@ -59,6 +59,11 @@ async def get_blob(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
+    url = blobs.redirect(name, digest, size)
+    if url is not None:
+        # The client repeats the request (Range included) at the bucket, as with Distribution's redirect.
+        moved = {"Location": url, "Docker-Content-Digest": str(digest), "Content-Length": "0"}
+        return Response(status_code=307, headers=moved)
     # The pathsend extension sends a whole file and has no byte range: ranges stream.
     if wanted is None and PATHSEND in request.scope.get("extensions", {}):
         path = await blobs.local_file(name, digest, size)
@@ -69,6 +74,7 @@ async def get_blob(request: Request) -> Response:
 
 
 async def delete_blob(request: Request) -> Response:
+    require_deletes(request)
     name, digest = repository(request), digest_param(request)
     await services(request).blobs.delete(name, digest)
     return Response(status_code=202, headers={"Docker-Content-Digest": str(digest), "Content-Length": "0"})

@@ -1,4 +1,9 @@
-"""The boundary every request's failures stop at: what they answer, and the one log line each is worth.
+"""The boundary every response passes and every request's failures stop at: the API version header,
+what failures answer, and the one log line each is worth.
+
+Every response, errors included, gets `Docker-Distribution-API-Version`, as clients expect (they
+recognise a registry's 401 by it); added here, in the send this layer wraps anyway, rather than by a
+layer of its own.
 
 Starlette's ServerErrorMiddleware calls an `Exception` handler and then re-raises for the server to log
 too, so every 500 reached the log two or three times over (our handler, hypercorn's "Error in ASGI
@@ -24,10 +29,11 @@ import sqlite3
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import error_response
-from registry.errors import ErrorCode, RegistryError
+from registry.api.common import API_VERSION_HEADER
+from registry.errors import ErrorCode, RegistryError, error_response
 
 log = logging.getLogger("registry")
+_VERSION_HEADER = (API_VERSION_HEADER[0].lower().encode(), API_VERSION_HEADER[1].encode())
 
 
 class FailureBoundary:
@@ -50,7 +56,9 @@ class FailureBoundary:
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), _VERSION_HEADER]
             await send(message)
 
         try:
@@ -66,12 +74,14 @@ class FailureBoundary:
                 cut_short = RegistryError(
                     ErrorCode.SIZE_INVALID, {"reason": "the request body stopped arriving"}
                 )
-                await error_response(cut_short)(scope, receive, send)
+                await error_response(cut_short)(scope, receive, tracking_send)
         except Exception as error:
             if _out_of_space(error):
                 log.error("out of storage space: %s %s: %s", scope["method"], scope["path"], error)
                 if not started:
-                    await error_response(RegistryError(ErrorCode.INSUFFICIENT_STORAGE))(scope, receive, send)
+                    await error_response(RegistryError(ErrorCode.INSUFFICIENT_STORAGE))(
+                        scope, receive, tracking_send
+                    )
                 return
             log.exception(
                 "internal error in %s %s%s",
@@ -81,7 +91,7 @@ class FailureBoundary:
             )
             if not started:
                 failure = RegistryError(ErrorCode.INTERNAL, {"error": type(error).__name__})
-                await error_response(failure)(scope, receive, send)
+                await error_response(failure)(scope, receive, tracking_send)
 
 
 # PostgreSQL's SQLSTATE for a full disk (asyncpg's DiskFullError).

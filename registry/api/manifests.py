@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.common import repository, services
+from registry.api.common import PreparedResponse, repository, require_deletes, services
 from registry.errors import ErrorCode, RegistryError
 from registry.services.manifests import MAX_MANIFEST_SIZE, parse_manifest
 
@@ -15,15 +15,14 @@ async def get_manifest(request: Request) -> Response:
     manifests = services(request).manifests
     find = manifests.find if request.method == "HEAD" else manifests.pull
     record = await find(name, reference, request.headers.getlist("accept"))
-    headers = {
-        "Docker-Content-Digest": record.digest,
-        "ETag": f'"{record.digest}"',
-        "Content-Type": record.media_type,
-        "Content-Length": str(record.size),
-    }
-    if request.method == "HEAD":
-        return Response(headers=headers)
-    return Response(record.payload, headers=headers)
+    digest = record.digest.encode()
+    headers = [
+        (b"docker-content-digest", digest),
+        (b"etag", b'"' + digest + b'"'),
+        (b"content-type", record.media_type.encode()),
+        (b"content-length", str(record.size).encode()),
+    ]
+    return PreparedResponse(200, headers, b"" if request.method == "HEAD" else record.payload)
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -61,6 +60,7 @@ async def put_manifest(request: Request) -> Response:
 
 
 async def delete_manifest(request: Request) -> Response:
+    require_deletes(request)
     name, reference = repository(request), request.path_params["reference"]
     await services(request).manifests.delete(name, reference)
     return Response(status_code=202, headers={"Content-Length": "0"})

@@ -25,7 +25,7 @@ async def require_admin(authority: Authority, request: Request) -> None:
     wrong credentials, 403 DENIED for a user outside the group, 429 after too many failed logins."""
     identity = await _caller(authority, request)
     if identity is None:
-        challenge = f'Basic realm="{authority.settings.token_service}",charset="UTF-8"'
+        challenge = f'Basic realm="{authority.settings.auth.token.service}",charset="UTF-8"'
         raise RegistryError(
             ErrorCode.UNAUTHORIZED,
             {"need": f"a member of group {ADMIN_GROUP}"},

@@ -56,49 +56,57 @@ class Authority:
 
     @classmethod
     def build(cls, settings: Settings, users: UserDirectory) -> Authority | None:
-        if settings.auth == "none":
+        if settings.auth.kind == "none":
             return None
-        htpasswd = Htpasswd(Path(settings.htpasswd)) if settings.htpasswd else None
+        htpasswd = Htpasswd(Path(settings.auth.htpasswd.path)) if settings.auth.htpasswd.path else None
         if htpasswd is not None:
             htpasswd.lookup("")  # an unreadable file should stop the start, not the first login
         logins = Logins(
             users,
             htpasswd,
-            FailureLimiter(settings.login_failures_per_user, settings.login_failure_window),
-            FailureLimiter(settings.login_failures_per_address, settings.login_failure_window),
+            FailureLimiter(settings.limits.login_failures_per_user, settings.limits.login_failure_window),
+            FailureLimiter(settings.limits.login_failures_per_address, settings.limits.login_failure_window),
         )
-        authority = cls(settings, RulesFile(settings.access_rules), logins, settings.trusted_proxy_addresses)
-        if settings.auth == "token":
+        authority = cls(settings, RulesFile(settings.rules.path), logins, settings.trusted_proxy_addresses)
+        if settings.auth.kind == "token":
             authority._load_keys()
         return authority
 
     def _load_keys(self) -> None:
         settings = self.settings
-        if settings.token_lifetime < MIN_TOKEN_LIFETIME:
-            raise ValueError(f"setting 'token_lifetime': at least {MIN_TOKEN_LIFETIME} seconds")
+        if settings.tokens.lifetime < MIN_TOKEN_LIFETIME:
+            raise ValueError(f"setting 'tokens.lifetime': at least {MIN_TOKEN_LIFETIME} seconds")
         self.signer, created = SigningKey.load_or_create(settings.token_key_path)
         if created:
             log.warning(
                 "generated a token signing key in %s (kid %s)", settings.token_key_path, self.signer.kid
             )
-        own = TrustedIssuer(frozenset({settings.token_issuer}), {self.signer.kid: self.signer.public})
+        own = TrustedIssuer(frozenset({settings.auth.token.issuer}), {self.signer.kid: self.signer.public})
         issuers = [own]
-        external = frozenset(_csv(settings.token_trusted_issuers))
-        paths = _csv(settings.token_trusted_keys)
+        external = frozenset(_csv(settings.tokens.trusted_issuers))
+        paths = _csv(settings.tokens.trusted_keys)
         if bool(external) != bool(paths):
-            raise ValueError("settings 'token_trusted_issuers' and 'token_trusted_keys' go together")
+            raise ValueError("settings 'tokens.trusted_issuers' and 'tokens.trusted_keys' go together")
         if external:
             keys = {kid: key for path in paths for kid, key in load_public_keys(Path(path)).items()}
             issuers.append(TrustedIssuer(external, keys))
-        self.verifier = Verifier(issuers, settings.token_service)
-        self.refresh_verifier = Verifier([own], settings.token_service)
+        bundle = settings.auth.token.rootcertbundle
+        if bundle:  # Distribution's: tokens issued as auth.token.issuer, signed by these certificates
+            keys = load_public_keys(Path(bundle))
+            issuers.append(TrustedIssuer(frozenset({settings.auth.token.issuer}), keys))
+        self.verifier = Verifier(issuers, settings.auth.token.service)
+        self.refresh_verifier = Verifier([own], settings.auth.token.service)
 
     @property
     def mode(self) -> str:
-        return self.settings.auth
+        return self.settings.auth.kind
+
+    @property
+    def basic_realm(self) -> str:
+        return self.settings.auth.htpasswd.realm or self.settings.auth.token.service
 
     def is_own(self, claims: dict[str, Any]) -> bool:
-        return claims.get("iss") == self.settings.token_issuer
+        return claims.get("iss") == self.settings.auth.token.issuer
 
     # Rules
 
@@ -133,21 +141,21 @@ class Authority:
         assert self.signer is not None
         now = time.time()
         claims = claims_for(
-            self.settings.token_issuer,
+            self.settings.auth.token.issuer,
             identity.name,
-            self.settings.token_service,
-            self.settings.token_lifetime,
+            self.settings.auth.token.service,
+            self.settings.tokens.lifetime,
             now,
             access=[scope.claim() for scope in scopes],
         )
-        return self.signer.sign(claims), self.settings.token_lifetime, now
+        return self.signer.sign(claims), self.settings.tokens.lifetime, now
 
     def refresh_token(self, identity: Identity, stamp: str) -> str:
         assert self.signer is not None
         claims = claims_for(
-            self.settings.token_issuer,
+            self.settings.auth.token.issuer,
             identity.name,
-            self.settings.token_service,
+            self.settings.auth.token.service,
             REFRESH_LIFETIME,
             token_use=REFRESH,
             stamp=stamp,
@@ -157,7 +165,7 @@ class Authority:
     # The request's context
 
     def realm(self, scope: Any) -> str:
-        return self.settings.token_realm or public_base_url(scope, self.settings.external_url) + TOKEN_PATH
+        return self.settings.auth.token.realm or public_base_url(scope, self.settings.http.host) + TOKEN_PATH
 
     def address(self, scope: Any) -> str:
         return client_address(scope, self.trusted_proxies)

@@ -1,16 +1,11 @@
-"""The access check in front of every `/v2/` request: which scope the request needs, whether the caller's
-token or password grants it, and the spec's answer when not.
+"""The access check of every `/v2/` request: whether the caller's token or password grants what the
+matched route declares it needs (`registry.auth.needs`), and the spec's answer when not.
 
-The needed scope is derived from the very route the router will pick (the app's own route table, matched
-the same way), so the repository name checked here is byte for byte the one the handler serves: no path
-trick can make the two disagree. Like Distribution, reads need `pull`, writes `push` (also every step of
-a blob upload) and deletes `delete`; the catalog needs `registry:catalog:*` and then shows only what the
-caller may pull.
-
-Answers, token mode: no or invalid token, or one lacking scope the caller could get: 401 with a Bearer
-challenge (realm, service, scope, and `error` as RFC 6750 says), so clients fetch a fitting token and
-retry. A signed-in caller whose rules refuse the action: 403 DENIED. Basic mode: 401 with a Basic
-challenge without valid credentials, 403 DENIED when the user may not. Too many failed logins: 429.
+Not a layer of its own: the API's gate, which matches the route once, calls `AccessCheck.serve` with
+the need. Answers, token mode: no or invalid token, or one lacking scope the caller could get: 401 with
+a Bearer challenge (realm, service, scope, and `error` as RFC 6750 says), so clients fetch a fitting
+token and retry. A signed-in caller whose rules refuse the action: 403 DENIED. Basic mode: 401 with a
+Basic challenge without valid credentials, 403 DENIED when the user may not. Too many failed logins: 429.
 """
 
 from __future__ import annotations
@@ -18,96 +13,20 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.common import error_response
-from registry.api.matching import matching_route
 from registry.auth.audit import audit
 from registry.auth.authority import Authority
 from registry.auth.identity import ANONYMOUS, GRANT_KEY, Grant, Identity
 from registry.auth.logins import LoginThrottled
-from registry.auth.scopes import (
-    ALL,
-    CATALOG,
-    DELETE,
-    PULL,
-    PUSH,
-    REGISTRY,
-    REPOSITORY,
-    ResourceScope,
-    access_from_claim,
-)
+from registry.auth.needs import Need
+from registry.auth.scopes import ALL, CATALOG, REGISTRY, REPOSITORY, access_from_claim
 from registry.auth.tokens import TokenError
-from registry.errors import ErrorCode, RegistryError
-from registry.types import is_valid_name
+from registry.errors import ErrorCode, RegistryError, error_response, too_many_logins
 
 log = logging.getLogger("registry.auth")
-
-
-@dataclass(frozen=True, slots=True)
-class Need:
-    """What one request needs. No repository and no catalog: only a known caller (the version check,
-    and paths no route serves)."""
-
-    repository: str | None = None
-    actions: frozenset[str] = frozenset()
-    catalog: bool = False
-    # The handler asks the access rules what the caller may pull beyond what the token names (a mount
-    # without `from`), so the caller's groups are needed, as for the catalog.
-    by_rules: bool = False
-    # Scopes the request may use but can do without (pull on a mount's source).
-    optional: tuple[ResourceScope, ...] = ()
-    # Audited requests: ("push" | "delete", the tag or digest).
-    event: tuple[str, str] | None = None
-
-    def required(self) -> list[ResourceScope]:
-        if self.catalog:
-            return [ResourceScope(REGISTRY, CATALOG, frozenset({ALL}))]
-        if self.repository is not None and self.actions:
-            return [ResourceScope(REPOSITORY, self.repository, self.actions)]
-        return []
-
-    def challenge_scope(self) -> str:
-        """The scopes a challenge asks for. A push also asks for pull, as Distribution's challenges do:
-        clients request what the challenge names, and a push reads blobs back."""
-        scopes = [
-            ResourceScope(s.type, s.name, s.actions | {PULL}) if PUSH in s.actions else s
-            for s in self.required()
-        ]
-        return " ".join(str(s) for s in [*scopes, *self.optional])
-
-
-def required_access(routes: Sequence[BaseRoute], scope: Scope) -> Need:
-    route, params = matching_route(routes, scope)
-    if route is None or route.path == "/v2/":
-        return Need()
-    if route.path == "/v2/_catalog":
-        return Need(catalog=True)
-    name = params.get("name", "")
-    if not is_valid_name(name):
-        return Need()  # the handler answers NAME_INVALID, to a known caller only
-    method = scope["method"]
-    if "/blobs/uploads/" in route.path:
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        source = query.get("from", "")
-        mounting = method == "POST" and bool(query.get("mount"))
-        optional = ()
-        if mounting and is_valid_name(source) and source != name:
-            optional = (ResourceScope(REPOSITORY, source, frozenset({PULL})),)
-        return Need(name, frozenset({PUSH}), optional=optional, by_rules=mounting and "from" not in query)
-    target = params.get("reference") or params.get("digest") or ""
-    if method in ("GET", "HEAD"):
-        return Need(name, frozenset({PULL}))
-    if method == "DELETE":
-        return Need(name, frozenset({DELETE}), event=("delete", target))
-    return Need(name, frozenset({PUSH}), event=("push", target))
 
 
 def _authorization(scope: Scope, kind: str) -> str | None:
@@ -139,18 +58,12 @@ def _detail(need: Need) -> list[dict[str, str]]:
     ]
 
 
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp, authority: Authority, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
+class AccessCheck:
+    def __init__(self, authority: Authority) -> None:
         self.authority = authority
-        self.routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not (path == "/v2" or path.startswith("/v2/")):
-            await self.app(scope, receive, send)
-            return
-        need = required_access(self.routes, scope)
+    async def serve(self, app: ASGIApp, need: Need, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with `app` if the caller has what it needs, else answer the refusal."""
         address = self.authority.address(scope)
         if self.authority.mode == "token":
             outcome = await self._by_token(scope, need, address)
@@ -161,7 +74,7 @@ class AuthMiddleware:
             return
         scope["state"] = {**scope.get("state", {}), GRANT_KEY: outcome}
         if need.event is None:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         status = 0
 
@@ -172,7 +85,7 @@ class AuthMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, capture)
+            await app(scope, receive, capture)
         finally:
             event, target = need.event
             audit(
@@ -226,9 +139,8 @@ class AuthMiddleware:
         return account[0] if account is not None else identity
 
     def _bearer_challenge(self, scope: Scope, need: Need, error: str | None) -> str:
-        params = (
-            f'Bearer realm="{self.authority.realm(scope)}",service="{self.authority.settings.token_service}"'
-        )
+        service = self.authority.settings.auth.token.service
+        params = f'Bearer realm="{self.authority.realm(scope)}",service="{service}"'
         if need.challenge_scope():
             params += f',scope="{need.challenge_scope()}"'
         return params + (f',error="{error}"' if error else "")
@@ -264,7 +176,7 @@ class AuthMiddleware:
         return Grant(identity, allows, lambda name: self.authority.lists(identity, name))
 
     def _basic_challenge(self) -> str:
-        return f'Basic realm="{self.authority.settings.token_service}",charset="UTF-8"'
+        return f'Basic realm="{self.authority.basic_realm}",charset="UTF-8"'
 
     # Shared
 
@@ -289,11 +201,3 @@ class AuthMiddleware:
         if self.authority.mode == "token":
             headers["WWW-Authenticate"] = self._bearer_challenge(scope, need, "insufficient_scope")
         return error_response(RegistryError(ErrorCode.DENIED, _detail(need), headers=headers))
-
-
-def too_many_logins(retry_after: float) -> Response:
-    seconds = str(max(1, math.ceil(retry_after)))
-    error = RegistryError(
-        ErrorCode.TOOMANYREQUESTS, {"retryAfter": seconds}, headers={"Retry-After": seconds}
-    )
-    return error_response(error)

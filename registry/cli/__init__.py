@@ -8,7 +8,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.cli import build, cert, containers, events, gc, images, inspect, repos, scrub, serve, users
+from registry.cli import (
+    build,
+    cert,
+    config,
+    containers,
+    events,
+    gc,
+    images,
+    importing,
+    inspect,
+    repos,
+    scrub,
+    serve,
+    users,
+)
 
 
 class _Version(argparse.Action):
@@ -39,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     images.register(commands)
     users.register(commands)
     cert.register(commands)
+    config.register(commands)
+    importing.register(commands)
     containers.register(commands)
     inspect.register(commands)
     build.register(commands)

@@ -11,7 +11,8 @@ import logging
 import socket
 from pathlib import Path
 
-from registry.config import FILE_SETTINGS, LIST_SETTINGS, Settings
+from registry.config import Settings, leaves
+from registry.settings.values import leaf_value
 
 log = logging.getLogger("registry")
 
@@ -33,7 +34,7 @@ def listen_addresses(settings: Settings) -> list[str]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise ValueError(f"setting 'listen': cannot resolve {host!r}: {error.strerror}") from None
+        raise ValueError(f"setting 'http.addr': cannot resolve {host!r}: {error.strerror}") from None
     addresses = dict.fromkeys(str(info[4][0]) for info in found)
     return [f"[{address}]:{port}" if ":" in address else f"{address}:{port}" for address in addresses]
 
@@ -42,15 +43,16 @@ def check_exposure(settings: Settings) -> None:
     """Safe by default: a registry reachable beyond this machine without authentication must be the
     operator's explicit choice (`allow_anonymous_remote`), and then it is logged at every start. Every
     address the host resolves to counts (`:PORT` is every interface)."""
-    if settings.auth != "none" or _only_loopback(settings):
+    if settings.auth.kind != "none" or _only_loopback(settings):
         return
-    if not settings.allow_anonymous_remote:
+    if not settings.auth.allow_anonymous_remote:
         raise ValueError(
-            f"refusing to serve {settings.listen} without authentication: use --auth basic|token, "
-            "or set allow_anonymous_remote: true to let anyone who can reach it push and delete"
+            f"refusing to serve {settings.http.addr} without authentication: set auth.htpasswd.path or "
+            "auth.mode: basic|token, or auth.allow_anonymous_remote: true to let anyone who can reach it "
+            "push and delete"
         )
     log.warning(
-        "serving %s without authentication: anyone who can reach it may push and delete", settings.listen
+        "serving %s without authentication: anyone who can reach it may push and delete", settings.http.addr
     )
 
 
@@ -80,18 +82,20 @@ def check_addresses_free(addresses: list[str]) -> None:
                     errno.EACCES: "needs privileges (a port below 1024): choose another port",
                     errno.EADDRNOTAVAIL: "is not an address of this machine",
                 }.get(error.errno or 0, f"cannot be bound ({error.strerror})")
-                raise ValueError(f"cannot listen on {address}: it {advice} (setting 'listen')") from None
+                raise ValueError(f"cannot listen on {address}: it {advice} (setting 'http.addr')") from None
 
 
 def check_files(settings: Settings) -> None:
     """Each file a setting names (TLS material, htpasswd, rules, trusted keys) must be readable now,
     not when the first worker, or the first request, trips over it."""
-    for name in FILE_SETTINGS:
-        value = str(getattr(settings, name))
-        for path in filter(
-            None, (p.strip() for p in (value.split(",") if name in LIST_SETTINGS else [value]))
-        ):
+    for leaf in leaves():
+        value = leaf_value(settings, leaf.path)
+        if not leaf.files:
+            continue
+        if isinstance(value, str):
+            value = value.split(",") if leaf.files == "list" else [value]
+        for path in filter(None, (str(p).strip() for p in value)):
             try:
                 Path(path).open("rb").close()
             except OSError as error:
-                raise ValueError(f"setting {name!r}: cannot read {path}: {error.strerror}") from None
+                raise ValueError(f"setting {leaf.key!r}: cannot read {path}: {error.strerror}") from None

@@ -19,12 +19,12 @@ def prepare(settings: Settings, create: bool = False) -> None:
 
     if create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.storage == "filesystem":
+        if settings.storage.kind == "filesystem":
             settings.blob_root.mkdir(parents=True, exist_ok=True)
     else:
         require_index(settings)
     try:
-        wait_for_database(settings.index_url, settings.database_wait)
+        wait_for_database(settings.index_url, settings.database.wait)
         upgrade(settings.index_url)
     except (OSError, *database_errors()) as error:
         raise index_failure(settings, error) from None
@@ -32,7 +32,7 @@ def prepare(settings: Settings, create: bool = False) -> None:
 
 def require_index(settings: Settings) -> None:
     """An embedded (SQLite) index must already exist in the data folder."""
-    if settings.database_url:
+    if settings.database.url:
         return
     index = settings.data_dir / "index.db"
     if not index.is_file():
@@ -45,5 +45,5 @@ def require_index(settings: Settings) -> None:
 
 def require_blob_store(settings: Settings) -> None:
     """A filesystem blob store must already exist (commands that read or delete blobs)."""
-    if settings.storage == "filesystem" and not settings.blob_root.is_dir():
+    if settings.storage.kind == "filesystem" and not settings.blob_root.is_dir():
         raise ValueError(f"no blob store at {settings.blob_root}: check --data-dir or storage_root")

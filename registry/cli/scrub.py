@@ -39,7 +39,9 @@ def run_scrub(args: argparse.Namespace) -> int:
             f"cannot use the index at {shown(settings.index_url)}: {first_line(error)}"
         ) from error
     except _store_errors(settings) as error:
-        raise ValueError(f"cannot use the S3 bucket {settings.s3_bucket!r}: {first_line(error)}") from error
+        raise ValueError(
+            f"cannot use the S3 bucket {settings.storage.s3.bucket!r}: {first_line(error)}"
+        ) from error
 
 
 async def _scrub(settings: Settings, repository: str | None, dry_run: bool) -> int:
@@ -67,7 +69,7 @@ async def _scrub(settings: Settings, repository: str | None, dry_run: bool) -> i
 
 def _store_errors(settings: Settings) -> tuple[type[Exception], ...]:
     """What S3 raises for a wrong bucket, endpoint or credentials (boto3 is only loaded for S3)."""
-    if settings.storage != "s3":
+    if settings.storage.kind != "s3":
         return ()
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -36,16 +36,20 @@ def _set_up(settings: Settings) -> None:
     """Migrate the index and check the auth settings (making the token key on first start) once,
     before any worker starts, so every worker finds them ready and none trips over bad settings."""
     from registry.auth.authority import Authority
+    from registry.importer.detect import distribution_hint
     from registry.index.users import SQLUserDirectory
 
     prepare(settings, create=True)
     Authority.build(settings, SQLUserDirectory(settings.index_url))
+    hint = distribution_hint(settings)
+    if hint:
+        log.warning("%s", hint)
 
 
 def _child_main(work: Callable[[Settings], None], settings: Settings) -> None:
     from registry.logs import configure as configure_logging
 
-    configure_logging(settings.log_level)  # the lines start-up logs (waiting for the database)
+    configure_logging(settings.log.level)  # the lines start-up logs (waiting for the database)
     try:
         work(settings)
     except (ValueError, OSError) as error:
@@ -75,22 +79,22 @@ def run_serve(args: argparse.Namespace) -> int:
     from registry.serving.supervision import mark_supervisor
 
     settings = settings_from(args)
-    configure_logging(settings.log_level, settings.log_formatter)
+    configure_logging(settings.log.level, settings.log.formatter)
     addresses = check_before_start(settings)
     _run_in_child(_set_up, settings)
     # Workers (and this process, when there is one) rebuild the settings from the environment.
     os.environ.update(settings_to_env(settings))
-    workers = settings.workers or os.cpu_count() or 1
+    workers = settings.server.workers or os.cpu_count() or 1
 
     mark_supervisor()
-    if settings.server == "granian":
+    if settings.server.engine == "granian":
         from registry.serving.granian_server import run
     else:
         from registry.serving.hypercorn_server import run
-    log.info("%s", start_line(settings, settings.server, workers, addresses))
+    log.info("%s", start_line(settings, settings.server.engine, workers, addresses))
     metrics = MetricsDirectory()
     try:
         return run(settings, workers, addresses)
     finally:
         metrics.remove()
-        log.info("registry on %s stopped", settings.listen)
+        log.info("registry on %s stopped", settings.http.addr)

@@ -20,10 +20,10 @@ from typing import Protocol
 import httpx
 
 from registry.background import BackgroundLoop
-from registry.config import NotificationEndpoint
 from registry.events.envelope import MEDIA_TYPE
 from registry.events.outbox import Notifier, instance_name
 from registry.index import Delivery, Outbox
+from registry.settings.notifications import NotificationEndpoint
 
 log = logging.getLogger("registry.events")
 MAX_BACKOFF = 300.0

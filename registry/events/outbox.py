@@ -19,10 +19,10 @@ import socket
 import uuid
 from collections.abc import Iterable
 
-from registry.config import NotificationEndpoint
 from registry.events.envelope import BLOB_MEDIA_TYPE, envelope_event
 from registry.events.types import Action, AnyEvent, Event, Target
 from registry.index import OutboxEntry
+from registry.settings.notifications import NotificationEndpoint
 
 log = logging.getLogger("registry.events")
 # Pull events held between two flushes; beyond it they are dropped and counted, never slowing a GET.

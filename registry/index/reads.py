@@ -9,6 +9,16 @@ SQLAlchemy, compiled to the dialect's SQL at first use, then executed by the dri
   waits for a writer, and an indexed lookup takes tens of microseconds: less than the thread hop
   it replaces. Writes stay on the async engine, since they can wait on locks.
 - PostgreSQL: an asyncpg pool, whose prepared statements are cached per connection.
+
+No process keeps answers of its own, not even for what a digest names, which never changes: every
+request reads the committed state, so a tag moved, or a manifest or blob deleted (by DELETE or GC) by
+any worker or replica, is what the very next request anywhere sees (tests/api/test_replicas.py).
+Measured (2026-12-04, SQLite, one process): a manifest lookup by tag or digest takes 8.7 us of CPU, a
+blob's size 6.8 us, out of 75-100 us for the whole request through the ASGI stack. A per-process cache
+of digests would still need a check that nothing was deleted since: `PRAGMA data_version` costs 3.1 us
+and changes with every write anywhere (a push invalidates it all), and on PostgreSQL any check, such as
+a generation counter row, is a round trip like the lookup itself. At most 6 us of 75, bought with a
+class of staleness bugs: not worth it. The lever is the layers around the lookup, not the lookup.
 """
 
 from __future__ import annotations

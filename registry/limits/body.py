@@ -51,6 +51,15 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _without_body(scope: Scope, declared: int | None) -> bool:
+    """An HTTP/1 request with neither a length nor a chunked body has none (RFC 9112, 6.3): nothing to
+    drain, which spares every GET and HEAD a wait on the server's receive. (HTTP/2 may send a body
+    without a length.)"""
+    if scope["http_version"] == "2" or declared:
+        return False
+    return declared == 0 or not any(name.lower() == b"transfer-encoding" for name, _ in scope["headers"])
+
+
 class _Body:
     """One request's body as the app sees it: counts what arrived, times out stalls, drains the rest."""
 
@@ -125,7 +134,9 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         limit = math.inf if scope["http_version"] == "2" else DRAIN_LIMIT
-        body = _Body(receive, self.read_timeout, _declared_length(scope), limit)
+        declared = _declared_length(scope)
+        body = _Body(receive, self.read_timeout, declared, limit)
+        body.complete = _without_body(scope, declared)
 
         async def guarded_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not body.complete and body.too_long_to_drain:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from registry.api.common import error_response
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, error_response
 
 # Per header line on the wire: ": " and CRLF.
 _LINE_OVERHEAD = 4

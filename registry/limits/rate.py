@@ -18,9 +18,8 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from registry.api.common import error_response
 from registry.auth.origin import client_address
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, error_response
 
 
 class TokenBuckets:

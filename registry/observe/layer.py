@@ -3,8 +3,8 @@ request metrics.
 
 Outermost so that it sees what the client got, the connection limits' answers included, and so that
 the request id is set before anything else can log. It only wraps `receive` and `send` to count bytes
-and catch the status; the route's name is read from the scope after the router put it there, or, for
-a request answered before routing (a 401), matched from the route table then.
+and catch the status; the route's name is read from the scope, where the gate (or, outside /v2/, the
+router) put it, or, for a request answered before either (a 431), matched from the route table then.
 
 With `metrics_listen`, the same server also listens on that address; requests arriving there may only
 reach the operator's paths (metrics and health), and everything else is 404 there.
@@ -20,10 +20,10 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.api.matching import matching_route
+from registry.api.matching import RouteTable
 from registry.auth.origin import client_address
 from registry.config import Settings
-from registry.observe.access import Outcome, log_access
+from registry.observe.access import AccessLog, Outcome, open_access_log
 from registry.observe.context import RequestContext, enter_request, leave_request
 from registry.observe.requestid import HEADER, request_id
 
@@ -37,17 +37,22 @@ UNMATCHED = "unmatched"
 class Observe:
     def __init__(self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute]) -> None:
         self.app = app
-        self.routes = routes
+        self.routes = RouteTable(routes)
         self.trusted = settings.trusted_proxy_addresses
-        self.access_log = settings.access_log
+        self.access_log: AccessLog | None = None
+        if not settings.log.accesslog.disabled:
+            self.access_log = open_access_log(settings.log.formatter)
         self.metrics_port = settings.metrics_port
         self.metrics: RequestMetrics | None = None
-        if settings.metrics_enabled:
+        if settings.http.debug.prometheus.enabled:
             from registry.observe.metrics import RequestMetrics
 
             self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.access_log is not None:
+            await self.app(scope, receive, self._flushing(send, self.access_log))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -87,9 +92,20 @@ class Observe:
                 self.metrics.record(
                     outcome.route, scope["method"], outcome.status, outcome.duration, received, sent
                 )
-            if self.access_log:
-                log_access(context, outcome)
+            if self.access_log is not None:
+                self.access_log.write(context, outcome)
             leave_request(token)
+
+    @staticmethod
+    def _flushing(send: Send, access_log: AccessLog) -> Send:
+        """The lifespan's send: the buffered access lines are written before the server shuts down."""
+
+        async def flushing_send(message: Message) -> None:
+            if message["type"].startswith("lifespan.shutdown"):
+                access_log.flush()
+            await send(message)
+
+        return flushing_send
 
     def _served_here(self, scope: Scope) -> bool:
         """With `metrics_listen`: its address serves the operator's paths only, and /metrics only there."""
@@ -101,5 +117,5 @@ class Observe:
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
         if route is None:
-            route, _ = matching_route(self.routes, scope)
+            route, _ = self.routes.match(scope)
         return getattr(route, "name", None) or UNMATCHED

@@ -19,14 +19,15 @@ def _index(url: str) -> str:
 
 def start_line(settings: Settings, server: str, workers: int, addresses: list[str]) -> str:
     storage = (
-        f"s3 bucket {settings.s3_bucket}" if settings.storage == "s3" else f"filesystem {settings.blob_root}"
+        f"s3 bucket {settings.storage.s3.bucket}"
+        if settings.storage.kind == "s3"
+        else f"filesystem {settings.blob_root}"
     )
     metrics = "off"
-    if settings.metrics_enabled:
-        metrics = f"http://{settings.metrics_listen}/metrics" if settings.metrics_listen else "/metrics"
+    if settings.http.debug.prometheus.enabled:
+        metrics = f"http://{settings.http.debug.addr}/metrics" if settings.http.debug.addr else "/metrics"
     return (
-        f"registry listening on {settings.scheme}://{settings.listen} ({', '.join(addresses)}; {server}, "
-        f"{workers} worker(s)), "
-        f"auth {settings.auth}, storage {storage}, index {_index(settings.index_url)}, metrics {metrics}, "
-        f"data in {settings.data_dir}"
+        f"registry listening on {settings.scheme}://{settings.http.addr} ({', '.join(addresses)}; {server}, "
+        f"{workers} worker(s)), auth {settings.auth.kind}, storage {storage}, "
+        f"index {_index(settings.index_url)}, metrics {metrics}, data in {settings.data_dir}"
     )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from registry.background import BackgroundLoop
-from registry.config import StorageDriverCheck
+from registry.settings.notifications import StorageDriverCheck
 
 log = logging.getLogger("registry")
 

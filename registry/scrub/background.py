@@ -25,11 +25,11 @@ def start_background_scrub(
     settings: Settings, index: MetadataIndex, store: BlobStore
 ) -> asyncio.Task[None] | None:
     """The scrub task, or None when `scrub_interval` is 0 (off)."""
-    if settings.scrub_interval <= 0:
+    if settings.scrub.interval <= 0:
         return None
     lock = settings.data_dir / "scrub.lock"
     return asyncio.create_task(
-        _scrub_forever(index, store, settings.scrub_interval, settings.scrub_rate, lock)
+        _scrub_forever(index, store, settings.scrub.interval, settings.scrub.rate, lock)
     )
 
 

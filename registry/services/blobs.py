@@ -155,6 +155,14 @@ class BlobService:
         self._pulled(repository, digest, end - first)
         return _resumed(piece, stream)
 
+    def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
+        """Where the client may fetch a whole blob itself (a presigned S3 URL), or None to serve it.
+        The store is not asked whether it still has the bytes: a lost object is the bucket's 404."""
+        url = self.store.redirect_url(digest)
+        if url is not None:
+            self._pulled(repository, digest, size)
+        return url
+
     def _pulled(self, repository: str, digest: Digest, size: int) -> None:
         self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
 

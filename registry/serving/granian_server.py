@@ -51,26 +51,28 @@ def _check_tls_files(settings: Settings) -> None:
     Rust panic in every worker instead of one clear line."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-        if settings.tls_client_ca:
-            context.load_verify_locations(settings.tls_client_ca)
+        context.load_cert_chain(settings.http.tls.certificate, settings.http.tls.key)
+        if settings.http.tls.client_ca:
+            context.load_verify_locations(settings.http.tls.client_ca)
     except OSError as error:
-        files = ", ".join(filter(None, (settings.tls_cert, settings.tls_key, settings.tls_client_ca)))
+        files = ", ".join(
+            filter(None, (settings.http.tls.certificate, settings.http.tls.key, settings.http.tls.client_ca))
+        )
         raise OSError(f"cannot use the TLS files {files}: {error.strerror or error}") from None
 
 
 def build(settings: Settings, workers: int, address: str) -> Server:
     host, _, port = address.rpartition(":")
     tls: dict[str, Any] = {}
-    if settings.tls_cert:
+    if settings.http.tls.certificate:
         _check_tls_files(settings)
         tls = {
-            "ssl_cert": Path(settings.tls_cert),
-            "ssl_key": Path(settings.tls_key),
+            "ssl_cert": Path(settings.http.tls.certificate),
+            "ssl_key": Path(settings.http.tls.key),
             "ssl_protocol_min": SSLProtocols.tls12,
         }
-        if settings.tls_client_ca:
-            tls.update(ssl_ca=Path(settings.tls_client_ca), ssl_client_verify=True)
+        if settings.http.tls.client_ca:
+            tls.update(ssl_ca=Path(settings.http.tls.client_ca), ssl_client_verify=True)
     return Server(
         "registry.asgi:app",
         address=host.strip("[]"),
@@ -79,13 +81,13 @@ def build(settings: Settings, workers: int, address: str) -> Server:
         factory=True,
         workers=workers,
         loop=Loops.uvloop,
-        http=HTTPModes.auto if settings.tls_cert else HTTPModes.http1,
+        http=HTTPModes.auto if settings.http.tls.certificate else HTTPModes.http1,
         websockets=False,
-        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.idle_timeout * 1000))),
-        http2_settings=HTTP2Settings(max_headers_size=4 * settings.max_header_size),
-        log_level=LogLevels(settings.log_level.lower()),
-        log_dictconfig=_log_config(settings.log_level, settings.log_formatter),
-        workers_kill_timeout=settings.shutdown_timeout,  # type: ignore[arg-type]  # seconds, float is fine
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(settings.limits.idle_timeout * 1000))),
+        http2_settings=HTTP2Settings(max_headers_size=4 * settings.limits.max_header_size),
+        log_level=LogLevels(settings.log.level.lower()),
+        log_dictconfig=_log_config(settings.log.level, settings.log.formatter),
+        workers_kill_timeout=settings.http.draintimeout,  # type: ignore[arg-type]  # seconds, float is fine
         **tls,
     )
 

@@ -73,6 +73,11 @@ class BlobStore(Protocol):
         missing or damaged, which the caller checks with `stat`."""
         ...
 
+    def redirect_url(self, digest: Digest) -> str | None:
+        """A short-lived URL the client may fetch a committed blob's bytes from itself, sparing the
+        server the transfer (`storage.redirect.disable: false`); None when pulls go through the server."""
+        ...
+
     async def delete(self, digest: Digest) -> None: ...
 
     async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:

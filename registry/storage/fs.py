@@ -124,6 +124,10 @@ class FilesystemStore:
     def local_path(self, digest: Digest) -> Path:
         return self.blob_path(digest)
 
+    def redirect_url(self, digest: Digest) -> None:
+        """Files have no URL of their own: pulls go through the server."""
+        return None
+
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self.blob_path(digest))

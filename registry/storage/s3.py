@@ -63,6 +63,8 @@ READ_PIECE = 8 * 1024 * 1024
 MAX_COPY = 5 * 1024**3
 COPY_PART = 1024**3
 MAX_POOL_CONNECTIONS = 64
+# Seconds a redirected pull's presigned URL stays valid (Distribution's S3 driver signs for 20 minutes).
+REDIRECT_EXPIRY = 1200
 MAX_CACHED_HASHERS = 4096
 
 
@@ -119,8 +121,10 @@ class S3Store:
         region: str = "",
         access_key: str = "",
         secret_key: str = "",
+        redirect: bool = False,
     ) -> None:
         self.bucket = bucket
+        self.redirect = redirect
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         config = Config(
             max_pool_connections=MAX_POOL_CONNECTIONS,
@@ -144,12 +148,13 @@ class S3Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
         return cls(
-            settings.s3_bucket,
-            prefix=settings.s3_prefix,
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
+            settings.storage.s3.bucket,
+            prefix=settings.storage.s3.rootdirectory,
+            endpoint_url=settings.storage.s3.regionendpoint,
+            region=settings.storage.s3.region,
+            access_key=settings.storage.s3.accesskey,
+            secret_key=settings.storage.s3.secretkey,
+            redirect=not settings.storage.redirect.disable,
         )
 
     def blob_key(self, digest: Digest) -> str:
@@ -178,6 +183,14 @@ class S3Store:
     def local_path(self, digest: Digest) -> None:
         """Objects have no local file: pulls stream through the server."""
         return None
+
+    def redirect_url(self, digest: Digest) -> str | None:
+        """With `storage.redirect.disable: false`: a presigned GET of the object, signed here without
+        a request to S3."""
+        if not self.redirect:
+            return None
+        params = {"Bucket": self.bucket, "Key": self.blob_key(digest)}
+        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=REDIRECT_EXPIRY)
 
     async def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Ranged GETs of one piece each, the next fetched while the current one is sent.

@@ -63,7 +63,7 @@ async def _with_lifespan(app, scope, receive, send) -> None:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[ASGIApp]:
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings().with_overrides({"data_dir": tmp_path})
     prepare(settings, create=True)
     yield create_app(settings)
 

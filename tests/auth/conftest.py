@@ -110,7 +110,10 @@ def own_database(database: str, request: pytest.FixtureRequest) -> str:
 
 
 def tls_env(pki: Path) -> dict[str, str]:
-    return {"REGISTRY_TLS_CERT": str(pki / "server.crt"), "REGISTRY_TLS_KEY": str(pki / "server.key")}
+    return {
+        "REGISTRY_HTTP_TLS_CERTIFICATE": str(pki / "server.crt"),
+        "REGISTRY_HTTP_TLS_KEY": str(pki / "server.key"),
+    }
 
 
 def start(data_dir: Path, database: str, **env: str) -> RegistryProcess:
@@ -134,10 +137,10 @@ def token_server(
     process = start(
         data_dir,
         own_database,
-        REGISTRY_AUTH="token",
-        REGISTRY_ACCESS_RULES=str(rules),
-        REGISTRY_TOKEN_TRUSTED_ISSUERS="corp-sso",
-        REGISTRY_TOKEN_TRUSTED_KEYS=str(data_dir.parent / "corp.pem"),
+        REGISTRY_AUTH_MODE="token",
+        REGISTRY_RULES_PATH=str(rules),
+        REGISTRY_TOKENS_TRUSTED_ISSUERS="corp-sso",
+        REGISTRY_TOKENS_TRUSTED_KEYS=str(data_dir.parent / "corp.pem"),
         **tls_env(pki),
     )
     yield process

@@ -21,9 +21,9 @@ def limited(own_database: str, pki: Path, tmp_path_factory: pytest.TempPathFacto
     process: RegistryProcess = start(
         data_dir,
         own_database,
-        REGISTRY_AUTH="token",
-        REGISTRY_LOGIN_FAILURES_PER_USER="3",
-        REGISTRY_LOGIN_FAILURES_PER_ADDRESS="6",
+        REGISTRY_AUTH_MODE="token",
+        REGISTRY_LIMITS_LOGIN_FAILURES_PER_USER="3",
+        REGISTRY_LIMITS_LOGIN_FAILURES_PER_ADDRESS="6",
         **tls_env(pki),
     )
     with https(process, pki) as client:

@@ -50,9 +50,9 @@ def basic_server(
     process = start(
         root / "data",
         own_database,
-        REGISTRY_AUTH="basic",
-        REGISTRY_HTPASSWD=str(root / "htpasswd"),
-        REGISTRY_ACCESS_RULES=str(root / "rules.yaml"),
+        REGISTRY_AUTH_MODE="basic",
+        REGISTRY_AUTH_HTPASSWD_PATH=str(root / "htpasswd"),
+        REGISTRY_RULES_PATH=str(root / "rules.yaml"),
         **tls_env(pki),
     )
     yield process
@@ -139,7 +139,7 @@ def test_htpasswd_and_user_changes_apply_at_once(login, basic_server: RegistryPr
 def test_refusal_without_authentication_beyond_loopback(tmp_path: Path) -> None:
     """`auth: none` on an address other machines can reach does not start (and binds nothing)."""
     result = subprocess.run(
-        [sys.executable, "-m", "registry", "serve", "--listen", "0.0.0.0:1", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "registry", "serve", "--http-addr", "0.0.0.0:1", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -56,7 +56,7 @@ def registry(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     process = RegistryProcess(
         root / "data",
         "",
-        {"REGISTRY_AUTH": "token", "REGISTRY_ACCESS_RULES": str(root / "rules.yaml"), **tls_env(pki)},
+        {"REGISTRY_AUTH_MODE": "token", "REGISTRY_RULES_PATH": str(root / "rules.yaml"), **tls_env(pki)},
     ).start()
     yield Registry(process, pki / "certs", secret.strip())
     process.stop()

@@ -38,7 +38,7 @@ def server(
     rules = data_dir.parent / "rules.yaml"
     rules.write_text(RULES)
     process = start(
-        data_dir, own_database, REGISTRY_AUTH="token", REGISTRY_ACCESS_RULES=str(rules), **tls_env(pki)
+        data_dir, own_database, REGISTRY_AUTH_MODE="token", REGISTRY_RULES_PATH=str(rules), **tls_env(pki)
     )
     yield process
     process.stop()

@@ -235,20 +235,22 @@ def test_audit_lines_quote_what_clients_chose(caplog: pytest.LogCaptureFixture) 
 
 def test_no_auth_beyond_loopback_needs_an_explicit_choice(caplog: pytest.LogCaptureFixture) -> None:
     for listen in ("127.0.0.1:5000", "[::1]:5000", "localhost:5000"):
-        check_exposure(Settings(listen=listen))
+        check_exposure(Settings().with_overrides({"http.addr": listen}))
     for listen in ("0.0.0.0:5000", "[::]:5000", "192.0.2.1:5000", "registry.example.com:5000"):
         with pytest.raises(ValueError, match="without authentication"):
-            check_exposure(Settings(listen=listen))
-        check_exposure(Settings(listen=listen, auth="token"))
+            check_exposure(Settings().with_overrides({"http.addr": listen}))
+        check_exposure(Settings().with_overrides({"http.addr": listen, "auth.mode": "token"}))
     with caplog.at_level(logging.WARNING, logger="registry"):
-        check_exposure(Settings(listen="0.0.0.0:5000", allow_anonymous_remote=True))
+        check_exposure(
+            Settings().with_overrides({"http.addr": "0.0.0.0:5000", "auth.allow_anonymous_remote": True})
+        )
     assert "without authentication" in caplog.text
 
 
 def test_settings_validation() -> None:
     with pytest.raises(ValueError):
-        Settings(auth="kerberos")
+        Settings().with_overrides({"auth.mode": "kerberos"})
     with pytest.raises(ValueError):
-        Settings(tls_cert="server.crt")
+        Settings().with_overrides({"http.tls.certificate": "server.crt"})
     with pytest.raises(ValueError):
-        Settings(tls_client_ca="ca.crt")
+        Settings().with_overrides({"http.tls.clientcas": "ca.crt"})

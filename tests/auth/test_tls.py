@@ -62,7 +62,7 @@ class MutualTLSProcess(RegistryProcess):
 def mtls(pki: Path, engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutualTLSProcess]:
     root = tmp_path_factory.mktemp("mtls")
     process = MutualTLSProcess(
-        root / "data", "", {**tls_env(pki), "REGISTRY_TLS_CLIENT_CA": str(pki / "ca.crt")}, engine
+        root / "data", "", {**tls_env(pki), "REGISTRY_HTTP_TLS_CLIENTCAS": str(pki / "ca.crt")}, engine
     )
     process.client_cert = client_certificate(pki, root / "client", "ci-runner")
     process.ca = pki / "ca.crt"

@@ -474,9 +474,9 @@ def test_token_replayed_to_another_service_is_refused(
     other = start(
         tmp_path / "other",
         own_database,
-        REGISTRY_AUTH="token",
-        REGISTRY_TOKEN_SERVICE="other-registry",
-        REGISTRY_TOKEN_KEY=str(token_server.data_dir / "token.key"),
+        REGISTRY_AUTH_MODE="token",
+        REGISTRY_AUTH_TOKEN_SERVICE="other-registry",
+        REGISTRY_TOKENS_KEY=str(token_server.data_dir / "token.key"),
         **tls_env(pki),
     )
     try:

@@ -32,9 +32,9 @@ def token_registry(pki: Path, tmp_path: Path) -> Iterator[RegistryProcess]:  # n
     add_users(tmp_path / "data", "", {USER: PASSWORD}, {})
     (tmp_path / "rules.yaml").write_text(RULES)
     env = {
-        "REGISTRY_AUTH": "token",
-        "REGISTRY_ACCESS_RULES": str(tmp_path / "rules.yaml"),
-        "REGISTRY_LOGIN_FAILURES_PER_USER": str(FAILURES_ALLOWED),
+        "REGISTRY_AUTH_MODE": "token",
+        "REGISTRY_RULES_PATH": str(tmp_path / "rules.yaml"),
+        "REGISTRY_LIMITS_LOGIN_FAILURES_PER_USER": str(FAILURES_ALLOWED),
         **tls_env(pki),
     }
     process = RegistryProcess(tmp_path / "data", "", env).start()

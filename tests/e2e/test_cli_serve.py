@@ -39,7 +39,16 @@ def test_serve_reads_a_config_file_and_flags_override_it(tmp_path: Path) -> None
     port = free_port()
     config.write_text(f"listen: 127.0.0.1:{free_port()}\ndata_dir: {tmp_path / 'from-file'}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "registry", "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "serve",
+            "--config",
+            str(config),
+            "--http-addr",
+            f"127.0.0.1:{port}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -60,7 +69,7 @@ def test_serve_reads_a_config_file_and_flags_override_it(tmp_path: Path) -> None
 
 
 def test_serve_refuses_an_unauthenticated_public_address(tmp_path: Path) -> None:
-    result = _registry("serve", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path))
+    result = _registry("serve", "--http-addr", "0.0.0.0:0", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "without authentication" in result.stderr
 

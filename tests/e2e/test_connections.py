@@ -99,7 +99,7 @@ def start(tmp_path: Path, engine: str) -> Iterator[type]:
 
 
 def test_unread_bodies_leave_no_connections_and_sigterm_stays_prompt(start) -> None:
-    server = start(REGISTRY_IDLE_TIMEOUT="1")
+    server = start(REGISTRY_LIMITS_IDLE_TIMEOUT="1")
     with server.client() as client:
         location = client.post("/v2/unread/test/blobs/uploads/").headers["Location"]
     assert settle(server, 0, within=10) == 0  # the readiness checks' and the client's connections
@@ -114,7 +114,7 @@ def test_unread_bodies_leave_no_connections_and_sigterm_stays_prompt(start) -> N
 
 def test_an_unread_body_keeps_the_connection_usable(start) -> None:
     # auth basic: an anonymous upload is refused (401) before its body is read; no users needed.
-    server = start(REGISTRY_AUTH="basic")
+    server = start(REGISTRY_AUTH_MODE="basic")
     body = os.urandom(2 * MiB)
     with httpx.Client(base_url=server.url, timeout=5) as client:
         for _ in range(20):
@@ -125,7 +125,7 @@ def test_an_unread_body_keeps_the_connection_usable(start) -> None:
 
 
 def test_a_body_too_long_to_drain_ends_its_connection(start) -> None:
-    server = start(REGISTRY_AUTH="basic", REGISTRY_IDLE_TIMEOUT="1")
+    server = start(REGISTRY_AUTH_MODE="basic", REGISTRY_LIMITS_IDLE_TIMEOUT="1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request_head("POST", "/v2/a/b/blobs/uploads/", 64 * MiB))
         head = b""
@@ -143,7 +143,7 @@ def test_a_body_too_long_to_drain_ends_its_connection(start) -> None:
 
 
 def test_a_416_to_a_large_chunk_arrives_promptly_and_the_connection_goes_on(start) -> None:
-    server = start(REGISTRY_IDLE_TIMEOUT="1")
+    server = start(REGISTRY_LIMITS_IDLE_TIMEOUT="1")
     assert settle(server, 0, within=10) == 0
     with httpx.Client(base_url=server.url, timeout=5) as client:
         location = client.post("/v2/chunks/test/blobs/uploads/").headers["Location"]
@@ -158,7 +158,7 @@ def test_a_416_to_a_large_chunk_arrives_promptly_and_the_connection_goes_on(star
 
 
 def test_stalled_bodies_are_cut_off_and_their_chunks_rolled_back(start) -> None:
-    server = start(REGISTRY_BODY_READ_TIMEOUT="1")
+    server = start(REGISTRY_LIMITS_BODY_READ_TIMEOUT="1")
     with server.client() as client:
         locations = [client.post(f"/v2/stall/{i % 4}/blobs/uploads/").headers["Location"] for i in range(200)]
     stalled = []
@@ -181,7 +181,7 @@ def test_stalled_bodies_are_cut_off_and_their_chunks_rolled_back(start) -> None:
 
 
 def test_idle_connections_and_oversized_headers_are_closed(start) -> None:
-    server = start(REGISTRY_IDLE_TIMEOUT="1", REGISTRY_MAX_HEADER_SIZE="4096")
+    server = start(REGISTRY_LIMITS_IDLE_TIMEOUT="1", REGISTRY_LIMITS_MAX_HEADER_SIZE="4096")
     with socket.create_connection(("127.0.0.1", server.port), timeout=4) as sock:
         assert sock.recv(1) == b""  # closed by the server, well before the socket's own timeout
     with socket.create_connection(("127.0.0.1", server.port), timeout=4) as sock:
@@ -192,7 +192,7 @@ def test_idle_connections_and_oversized_headers_are_closed(start) -> None:
 
 
 def test_unread_bodies_over_http2(start, pki: Path) -> None:  # noqa: F811
-    server = start(REGISTRY_AUTH="basic", REGISTRY_MAX_HEADER_SIZE="4096", **tls_env(pki))
+    server = start(REGISTRY_AUTH_MODE="basic", REGISTRY_LIMITS_MAX_HEADER_SIZE="4096", **tls_env(pki))
     body = os.urandom(4 * MiB)
     with httpx.Client(base_url=server.url, http2=True, verify=ssl_context(pki), timeout=5) as client:
         for _ in range(5):

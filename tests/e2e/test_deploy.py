@@ -11,7 +11,6 @@ behind Debian's nginx with deploy/nginx/registry.conf and a certificate from `re
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import subprocess
@@ -22,10 +21,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from registry.config import Settings
+from registry.config import Settings, leaves
 from tests.auth.conftest import pki  # noqa: F401  (a fixture)
 from tests.e2e.test_skopeo import skopeo  # noqa: F401  (a fixture)
-from tests.storage.conftest import moto_endpoint, new_bucket, s3_env  # noqa: F401  (moto_endpoint)
+from tests.storage.conftest import moto_endpoint, new_bucket, s3_environment  # noqa: F401  (moto_endpoint)
 from tests.support.images import build_busybox_layout
 from tests.support.server import RegistryProcess
 from tests.support.tools import free_port, require_tool
@@ -80,7 +79,7 @@ def test_nginx_accepts_the_config(tmp_path: Path, pki: Path) -> None:  # noqa: F
 @pytest.fixture
 def replicas(postgres, moto_endpoint: str, tmp_path: Path) -> Iterator[list[RegistryProcess]]:  # noqa: F811
     """Two registry processes sharing one PostgreSQL database and one S3 bucket, as in the compose file."""
-    database, env = postgres.new_database(), s3_env(moto_endpoint, new_bucket(moto_endpoint))
+    database, env = postgres.new_database(), s3_environment(moto_endpoint, new_bucket(moto_endpoint))
     started = [RegistryProcess(tmp_path / name, database, env) for name in ("a", "b")]
     yield started
     for process in started:
@@ -96,7 +95,7 @@ def test_nginx_in_front_of_two_replicas(
 ) -> None:
     port = free_port()
     for process in replicas:
-        process.extra_env["REGISTRY_EXTERNAL_URL"] = f"https://localhost:{port}"
+        process.extra_env["REGISTRY_HTTP_HOST"] = f"https://localhost:{port}"
         process.start()
     prefix = nginx_prefix(tmp_path, pki, NGINX_CONF.read_text(), [r.host for r in replicas], port)
     proxy = subprocess.Popen(
@@ -189,7 +188,7 @@ def test_compose_config() -> None:
     assert "EXPOSE 5000" in DOCKERFILE.read_text()
     # The replicas' settings are valid together (S3 with its bucket, PostgreSQL, token auth).
     settings = settings_of(services["registry-a"]["environment"])
-    assert settings.storage == "s3" and settings.index_url.startswith("postgresql+asyncpg://")
+    assert settings.storage.kind == "s3" and settings.index_url.startswith("postgresql+asyncpg://")
 
 
 # ------------------------------------------------------------------------------------------- kubernetes
@@ -217,19 +216,16 @@ def test_kubernetes_manifests_match_their_schemas() -> None:
 
 def settings_of(env: dict[str, str]) -> Settings:
     """The settings these REGISTRY_* variables make, checked as the server checks them at start."""
+    keys = {leaf.env: leaf.key for leaf in leaves()}
     return Settings().with_overrides(
-        {
-            name.removeprefix("REGISTRY_").lower(): value
-            for name, value in env.items()
-            if name != "REGISTRY_CONFIG"
-        }
+        {keys[name]: value for name, value in env.items() if name != "REGISTRY_CONFIG"}
     )
 
 
 def test_deploy_files_name_only_real_settings() -> None:
     """Every REGISTRY_* variable in deploy/ and the Dockerfile is a setting (or REGISTRY_CONFIG), and the
     paths agree with the code's defaults and the README."""
-    known = {"REGISTRY_" + f.name.upper() for f in dataclasses.fields(Settings)} | {"REGISTRY_CONFIG"}
+    known = {leaf.env for leaf in leaves()} | {"REGISTRY_CONFIG"}
     files = [DOCKERFILE, *sorted(p for p in DEPLOY.rglob("*") if p.is_file())]
     for path in files:
         for name in set(re.findall(r"\bREGISTRY_[A-Z0-9_]+\b", path.read_text())):

@@ -38,7 +38,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def full_server(small_disk: Path, make_server: Callable[..., RegistryProcess]) -> RegistryProcess:
-    return make_server(REGISTRY_STORAGE_ROOT=str(small_disk))
+    return make_server(REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=str(small_disk))
 
 
 def _files(root: Path) -> dict[str, int]:

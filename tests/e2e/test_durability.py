@@ -168,7 +168,7 @@ def test_expired_uploads_are_purged(make_server, tmp_path: Path) -> None:
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"partial")
     os.utime(leftover, (time.time() - 3600, time.time() - 3600))
-    server = make_server(data_dir, REGISTRY_UPLOAD_EXPIRY="2")
+    server = make_server(data_dir, REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE="2")
     with server.client() as client:
         location = client.post("/v2/purge/test/blobs/uploads/").headers["Location"]
         client.patch(location, content=b"abandoned bytes")

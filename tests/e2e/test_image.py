@@ -3,7 +3,7 @@ seed command runs it: `docker run -d --restart=always -v HOSTDIR:/var/lib/regist
 
 Differences from the seed command, forced by this machine: the test's dockerd has no bridge
 (`--bridge=none`), so `-p 127.0.0.1:PORT:5000` has nowhere to publish to; the container shares the host's
-network (`--network host`) and listens on a free loopback port given by REGISTRY_LISTEN. The base image
+network (`--network host`) and listens on a free loopback port given by REGISTRY_HTTP_ADDR. The base image
 comes from Debian packages (mmdebstrap), cached in REGISTRY_IMAGE_CACHE or ~/.cache/registry-image:
 the first run makes it (about two minutes), later ones only build the Dockerfile (about a minute).
 """
@@ -59,7 +59,7 @@ class Container:
 
     def run(self, image: str, data: Path, mounts: tuple[str, ...], env: dict[str, str]) -> Container:
         if not self.isolated:
-            env = {"REGISTRY_LISTEN": f"127.0.0.1:{self.port}", **env}
+            env = {"REGISTRY_HTTP_ADDR": f"127.0.0.1:{self.port}", **env}
         self.docker(
             "run", "-d", "--name", self.name, "--restart=always",
             "--network", "none" if self.isolated else "host",
@@ -189,8 +189,8 @@ def test_https_with_tls_files_only_root_can_read(
     registry = launch(  # healthy: the healthcheck asks /readyz over HTTPS
         root_owned_folder(tmp_path),
         mounts=("-v", f"{pki}:/etc/registry/tls:ro"),
-        REGISTRY_TLS_CERT="/etc/registry/tls/server.crt",
-        REGISTRY_TLS_KEY="/etc/registry/tls/server.key",
+        REGISTRY_HTTP_TLS_CERTIFICATE="/etc/registry/tls/server.crt",
+        REGISTRY_HTTP_TLS_KEY="/etc/registry/tls/server.key",
     )
 
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -229,6 +229,6 @@ def test_buildah_builds_the_same_dockerfile(tmp_path_factory: pytest.TempPathFac
     assert docker_config["Entrypoint"] == ["entrypoint"]
     assert docker_config["Cmd"] == ["registry", "serve"]
     assert docker_config["Healthcheck"]["Test"] == ["CMD", "healthcheck"]
-    assert "REGISTRY_ALLOW_ANONYMOUS_REMOTE=true" in docker_config["Env"]
+    assert "REGISTRY_AUTH_ALLOW_ANONYMOUS_REMOTE=true" in docker_config["Env"]
     # Leave no overlay mounts behind for the temporary folder's removal.
     buildah("rm", "--all", timeout=300)

@@ -3,7 +3,6 @@ key, port, URL, folder) and what to do, exit status 2, and never a traceback (is
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.config import Settings
+from registry.config import leaves
 from tests.support.tools import free_port, require_tool, run_registry
 
 
@@ -41,20 +40,28 @@ def registry_dir(tmp_path: Path) -> Path:
 
 def test_negative_workers_are_refused_before_anything_listens(tmp_path: Path) -> None:
     result = run_registry(
-        "serve", "--workers", "-3", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}"
+        "serve",
+        "--server-workers",
+        "-3",
+        "--data-dir",
+        str(tmp_path),
+        "--http-addr",
+        f"127.0.0.1:{free_port()}",
     )
     assert "listening" not in _one_line(result, "workers")
 
 
 def test_a_port_out_of_range_is_one_line(tmp_path: Path) -> None:
-    _one_line(run_registry("serve", "--listen", ":80000", "--data-dir", str(tmp_path)), "listen", "80000")
+    _one_line(run_registry("serve", "--http-addr", ":80000", "--data-dir", str(tmp_path)), "listen", "80000")
 
 
 def test_a_vague_boolean_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text("read_only: maybe\n")
+    config.write_text("storage: {maintenance: {readonly: {enabled: maybe}}}\n")
     _one_line(
-        run_registry("serve", "--config", str(config), "--data-dir", str(tmp_path)), "read_only", "maybe"
+        run_registry("serve", "--config", str(config), "--data-dir", str(tmp_path)),
+        "storage.maintenance.readonly.enabled",
+        "maybe",
     )
 
 
@@ -70,20 +77,20 @@ def test_a_missing_tls_file_is_named(tmp_path: Path) -> None:
         "serve",
         "--data-dir",
         str(tmp_path),
-        "--listen",
+        "--http-addr",
         f"127.0.0.1:{free_port()}",
-        "--tls-cert",
+        "--http-tls-certificate",
         str(missing),
-        "--tls-key",
+        "--http-tls-key",
         str(missing),
     )
-    _one_line(result, str(missing), "tls_cert")
+    _one_line(result, str(missing), "http.tls.certificate")
 
 
 def test_a_flag_for_every_setting() -> None:
     """The README's promise: every setting has a flag of the same name."""
     usage = run_registry("serve", "--help").stdout
-    missing = [f.name for f in dataclasses.fields(Settings) if f"--{f.name.replace('_', '-')}" not in usage]
+    missing = [leaf.key for leaf in leaves() if leaf.flag not in usage and leaf.key != "version"]
     assert missing == []
 
 
@@ -93,16 +100,18 @@ def test_an_unknown_registry_variable_is_named_once(tmp_path: Path) -> None:
         "--create",
         "--data-dir",
         str(tmp_path / "d"),
-        env={"REGISTRY_LISTN": "127.0.0.1:5001", "REGISTRY_HTTP_ADDR": ":5000"},
+        env={
+            "REGISTRY_LISTN": "127.0.0.1:5001",
+            "REGISTRY_REDIS_ADDR": "127.0.0.1:6379",
+            "REGISTRY_HTTP_ADDR": "127.0.0.1:5000",
+        },
     )
     assert result.returncode == 0, result.stderr
     typo = [line for line in result.stderr.splitlines() if "REGISTRY_LISTN" in line]
-    assert len(typo) == 1 and "REGISTRY_LISTEN" in typo[0]
-    assert [
-        line
-        for line in result.stderr.splitlines()
-        if "REGISTRY_HTTP_ADDR" in line and "not supported" in line
-    ]
+    assert len(typo) == 1 and "REGISTRY_HTTP_ADDR" in typo[0]
+    redis = [line for line in result.stderr.splitlines() if "REGISTRY_REDIS_ADDR" in line]
+    assert len(redis) == 1 and "'redis'" in redis[0] and "not supported" in redis[0]
+    assert "REGISTRY_HTTP_ADDR " not in result.stderr  # Distribution's variable: a setting like any
 
 
 # Listening
@@ -153,7 +162,7 @@ def test_a_host_name_binds_every_address_it_resolves_to(tmp_path: Path) -> None:
     if not _has_ipv6_loopback() or len({a[4][0] for a in socket.getaddrinfo("localhost", 80)}) < 2:
         pytest.skip("localhost does not resolve to both 127.0.0.1 and ::1 here")
     port = free_port()
-    server = Serving(tmp_path, "--listen", f"localhost:{port}")
+    server = Serving(tmp_path, "--http-addr", f"localhost:{port}")
     try:
         server.wait_for(f"http://127.0.0.1:{port}")
         server.wait_for(f"http://[::1]:{port}")
@@ -169,7 +178,7 @@ def test_a_host_alone_is_served_on_the_default_port(tmp_path: Path) -> None:
             probe.bind(("127.0.0.1", 5000))
     except OSError:
         pytest.skip("port 5000 is taken on this machine")
-    server = Serving(tmp_path, "--listen", "localhost")
+    server = Serving(tmp_path, "--http-addr", "localhost")
     try:
         server.wait_for("http://127.0.0.1:5000")
     finally:
@@ -191,7 +200,7 @@ def test_a_bare_port_serves_on_loopback(tmp_path: Path) -> None:
 def test_every_interface_needs_authentication(tmp_path: Path) -> None:
     """`:PORT` is every interface, as in Distribution: the exposure check must see it as such."""
     _one_line(
-        run_registry("serve", "--listen", f":{free_port()}", "--data-dir", str(tmp_path)), "authentication"
+        run_registry("serve", "--http-addr", f":{free_port()}", "--data-dir", str(tmp_path)), "authentication"
     )
 
 
@@ -200,14 +209,14 @@ def test_a_busy_port_is_one_line_and_never_listening(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         address = f"127.0.0.1:{busy.getsockname()[1]}"
-        result = run_registry("serve", "--listen", address, "--data-dir", str(tmp_path))
+        result = run_registry("serve", "--http-addr", address, "--data-dir", str(tmp_path))
     line = _one_line(result, address)
     assert "in use" in line and "listening" not in result.stdout
 
 
 def test_the_start_is_logged_once_with_several_workers(tmp_path: Path) -> None:
     port = free_port()
-    server = Serving(tmp_path, "--listen", f"127.0.0.1:{port}", "--workers", "2")
+    server = Serving(tmp_path, "--http-addr", f"127.0.0.1:{port}", "--server-workers", "2")
     try:
         server.wait_for(f"http://127.0.0.1:{port}")
         time.sleep(1)  # both workers have started: the one answering is not necessarily the last
@@ -222,12 +231,12 @@ def test_new_flags_take_effect(tmp_path: Path) -> None:
     blobs = tmp_path / "elsewhere"
     server = Serving(
         tmp_path,
-        "--listen",
+        "--http-addr",
         f"127.0.0.1:{port}",
-        "--read-only",
+        "--storage-maintenance-readonly-enabled",
         "--log-level",
         "debug",
-        "--storage-root",
+        "--storage-filesystem-rootdirectory",
         str(blobs),
     )
     try:

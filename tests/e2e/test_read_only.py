@@ -15,7 +15,7 @@ def test_read_only_serves_pulls_and_refuses_changes(make_server, tmp_path: Path)
         put_manifest(client, "ro/x", "v1", body)
     server.stop()
 
-    server = make_server(data_dir, REGISTRY_READ_ONLY="true")
+    server = make_server(data_dir, REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED="true")
     with server.client() as client:
         assert client.get("/v2/ro/x/manifests/v1").content == body
         assert client.get("/v2/ro/x/tags/list").json()["tags"] == ["v1"]

@@ -19,7 +19,7 @@ def _codes(response) -> list[str]:
 
 
 def test_upload_sessions_per_repository_are_limited(make_server) -> None:
-    server: RegistryProcess = make_server(REGISTRY_MAX_UPLOADS_PER_REPOSITORY="3")
+    server: RegistryProcess = make_server(REGISTRY_LIMITS_MAX_UPLOADS_PER_REPOSITORY="3")
     with server.client() as client:
         locations = [client.post("/v2/busy/repo/blobs/uploads/").headers["Location"] for _ in range(3)]
         refused = client.post("/v2/busy/repo/blobs/uploads/")
@@ -35,7 +35,7 @@ def test_upload_sessions_per_repository_are_limited(make_server) -> None:
 def test_requests_per_client_are_rate_limited(make_server) -> None:
     # One token every 10 s: nothing refills while the test runs, whatever the machine's load.
     server: RegistryProcess = make_server(
-        REGISTRY_RATE_LIMIT="0.1", REGISTRY_RATE_LIMIT_BURST="5", REGISTRY_TRUSTED_PROXIES="127.0.0.1"
+        REGISTRY_LIMITS_RATE="0.1", REGISTRY_LIMITS_BURST="5", REGISTRY_SERVER_TRUSTED_PROXIES="127.0.0.1"
     )
     with server.client() as client:
         # The readiness check spent one of this address's five.
@@ -59,13 +59,13 @@ def test_rate_limit_is_off_by_default(make_server) -> None:
 
 
 def test_a_limit_that_makes_no_sense_is_one_line(tmp_path: Path) -> None:
-    for name, value in (("BODY_READ_TIMEOUT", "0"), ("MAX_UPLOADS_PER_REPOSITORY", "-1")):
+    for key, value in (("limits.body_read_timeout", "0"), ("limits.max_uploads_per_repository", "-1")):
         result = subprocess.run(
             [sys.executable, "-m", "registry", "serve", "--data-dir", str(tmp_path)],
             capture_output=True,
             text=True,
             timeout=60,
-            env={"PATH": "/usr/bin:/bin", f"REGISTRY_{name}": value},
+            env={"PATH": "/usr/bin:/bin", "REGISTRY_" + key.replace(".", "_").upper(): value},
         )
         assert result.returncode == 2
-        assert result.stderr.strip().count("\n") == 0 and name.lower() in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") == 0 and key in result.stderr, result.stderr

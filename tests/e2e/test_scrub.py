@@ -145,7 +145,7 @@ def test_a_manifest_corrupted_in_the_index_is_caught(tmp_path: Path, own_databas
     ("flags", "message"),
     [
         (["--data-dir", "/nonexistent/registry"], "registry: no blob store at /nonexistent/registry/blobs"),
-        (["--database-url", "nonsense"], "registry: setting 'database_url'"),
+        (["--database-url", "nonsense"], "registry: setting 'database.url'"),
         (
             ["--database-url", "postgresql+asyncpg://u:secret@127.0.0.1:1/x"],
             "registry: cannot reach the index at postgresql+asyncpg://u:***@127.0.0.1:1/x",
@@ -162,7 +162,7 @@ def test_operator_mistakes_are_one_line(tmp_path: Path, flags: list[str], messag
 
 def test_the_server_scrubs_in_the_background(tmp_path: Path, own_database: str) -> None:
     data_dir = tmp_path / "data"
-    env = {"REGISTRY_SCRUB_INTERVAL": "0.5", "REGISTRY_SCRUB_RATE": "1000000", "REGISTRY_WORKERS": "2"}
+    env = {"REGISTRY_SCRUB_INTERVAL": "0.5", "REGISTRY_SCRUB_RATE": "1000000", "REGISTRY_SERVER_WORKERS": "2"}
     server = RegistryProcess(data_dir, own_database, env).start()
     try:
         with server.client() as client:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from registry.config import Duration, NotificationEndpoint
 from registry.events.delivery import MAX_BACKOFF, retry_delay
+from registry.settings.notifications import NotificationEndpoint
+from registry.settings.values import Duration
 
 
 def test_waits_double_from_backoff_up_to_the_cap() -> None:

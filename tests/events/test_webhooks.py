@@ -242,7 +242,7 @@ def shared_database(postgres: PostgresCluster) -> str:
 def test_two_replicas_deliver_each_event_once(
     shared_database: str, receiver: Receiver, tmp_path: Path
 ) -> None:
-    env = {**endpoint_env(receiver), "REGISTRY_STORAGE_ROOT": str(tmp_path / "blobs")}
+    env = {**endpoint_env(receiver), "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(tmp_path / "blobs")}
     replicas = [RegistryProcess(tmp_path / f"replica{i}", shared_database, env) for i in range(2)]
     for replica in replicas:
         replica.launch()

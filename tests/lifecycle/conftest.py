@@ -56,7 +56,11 @@ def push_image(
 @asynccontextmanager
 async def opened_index(server: RegistryProcess) -> AsyncIterator[SQLIndex]:
     """The index the server uses, opened here beside it."""
-    index = SQLIndex(Settings(data_dir=server.data_dir, database_url=server.database_url).index_url)
+    index = SQLIndex(
+        Settings()
+        .with_overrides({"data_dir": server.data_dir, "database.url": server.database_url})
+        .index_url
+    )
     await index.open()
     try:
         yield index

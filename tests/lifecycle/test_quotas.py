@@ -109,7 +109,7 @@ def test_two_pushes_racing_for_the_last_room_one_gets_it(make_server, namespace:
     """Each fits alone, not both: pushed at once (released together by a barrier, into two server
     processes), exactly one is refused, whatever the order."""
     server = make_server(
-        REGISTRY_WORKERS="2", **rules(quotas=[{"repositories": namespace + "/*", "limit": "12KiB"}])
+        REGISTRY_SERVER_WORKERS="2", **rules(quotas=[{"repositories": namespace + "/*", "limit": "12KiB"}])
     )
     bodies = {}
     with server.client() as client:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from registry.storage import BlobStore, FilesystemStore
-from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_env
+from tests.storage.conftest import MOTO_KEYS, new_bucket, s3_environment
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, errors, sha256
 from tests.support.server import RegistryProcess
 from tests.support.tools import run_registry
@@ -47,7 +47,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
     collector = {"REGISTRY_GC_INTERVAL": "1", "REGISTRY_GC_GRACE": "0", "REGISTRY_GC_UNTAGGED": "true"}
     if request.param == "two-workers":
         env: dict[str, str] = {}
-        servers = [RegistryProcess(tmp_path / "data", "", {**collector, "REGISTRY_WORKERS": "2"})]
+        servers = [RegistryProcess(tmp_path / "data", "", {**collector, "REGISTRY_SERVER_WORKERS": "2"})]
         store: BlobStore = FilesystemStore(tmp_path / "data" / "blobs")
     else:
         from registry.storage.s3 import S3Store
@@ -56,7 +56,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
         bucket = new_bucket(endpoint)
         env = {
             "REGISTRY_DATABASE_URL": request.getfixturevalue("postgres").new_database(),
-            **s3_env(endpoint, bucket),
+            **s3_environment(endpoint, bucket),
         }
         servers = [RegistryProcess(tmp_path / f"replica{n}", "", {**env, **collector}) for n in range(2)]
         store = S3Store(bucket, endpoint_url=endpoint, **MOTO_KEYS)

@@ -70,7 +70,7 @@ def test_the_admin_endpoint_wants_an_administrator(own_database: str, tmp_path: 
             "user", "add", name, "--password-stdin", *groups, *data, stdin=f"{name}-password-1\n"
         )
         assert added.returncode == 0, added.stderr
-    server = RegistryProcess(tmp_path / "data", own_database, {"REGISTRY_AUTH": "basic"}).start()
+    server = RegistryProcess(tmp_path / "data", own_database, {"REGISTRY_AUTH_MODE": "basic"}).start()
     try:
         for auth, status, code in (
             (None, 401, "UNAUTHORIZED"),
@@ -89,7 +89,7 @@ def test_the_admin_endpoint_wants_an_administrator(own_database: str, tmp_path: 
         server.stop()
 
     # Token mode: a token the registry issued names the user, whose groups decide.
-    server = RegistryProcess(tmp_path / "data", own_database, {"REGISTRY_AUTH": "token"}).start()
+    server = RegistryProcess(tmp_path / "data", own_database, {"REGISTRY_AUTH_MODE": "token"}).start()
     try:
         for name, status in (("root", 200), ("dev", 403)):
             issued = httpx.get(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from registry.config import NotificationEndpoint
 from registry.events import CollectionFinished, Dispatcher
 from registry.events.outbox import Notifier
 from registry.observe.metrics import EventMetrics
+from registry.settings.notifications import NotificationEndpoint
 
 
 def _value(name: str) -> float:

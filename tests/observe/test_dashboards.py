@@ -65,7 +65,7 @@ def test_every_metric_named_is_exposed(
         assert client.get(f"/v2/dash/app/blobs/{sha256(layer)}").status_code == 200
         assert client.get("/v2/dash/none/manifests/v1").status_code == 404
     receiver.wait_for(lambda got: len(got) >= 3)
-    tokens = make_server(REGISTRY_AUTH="token")
+    tokens = make_server(REGISTRY_AUTH_MODE="token")
     assert httpx.get(f"{tokens.url}/auth/token", params={"service": "registry"}).status_code == 200
     exposed = _exposed(server) | _exposed(tokens)
     named = _names(_dashboard_expressions()) | _names(_alert_expressions())

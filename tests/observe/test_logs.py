@@ -77,7 +77,7 @@ def test_untrusted_clients_cannot_choose_the_request_id(start: ServerFactory) ->
 
 
 def test_a_trusted_proxy_sets_the_request_id(start: ServerFactory) -> None:
-    server = start(REGISTRY_TRUSTED_PROXIES="127.0.0.1")
+    server = start(REGISTRY_SERVER_TRUSTED_PROXIES="127.0.0.1")
     forwarded = {"X-Request-ID": "proxy-7f3a.1", "X-Forwarded-For": "192.0.2.10"}
     response = httpx.get(f"{server.url}/v2/", headers=forwarded)
     assert response.headers["X-Request-ID"] == "proxy-7f3a.1"

@@ -43,7 +43,7 @@ def test_push_and_pull_add_up_across_two_workers(
     directory.mkdir()
     stale = directory / "counter_999999.db"
     stale.write_bytes(os.urandom(64))  # left by an earlier run: must not be added to this one
-    server = make_server(REGISTRY_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    server = make_server(REGISTRY_SERVER_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
     assert not stale.exists()
     repo = "metrics/app"
     layer = os.urandom(3000)
@@ -98,8 +98,8 @@ def test_metrics_on_their_own_address_with_credentials(
     htpasswd.write_text("prometheus:" + bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(4)).decode() + "\n")
     port = free_port()
     server = make_server(
-        REGISTRY_SERVER="hypercorn",
-        REGISTRY_METRICS_LISTEN=f"127.0.0.1:{port}",
+        REGISTRY_SERVER_ENGINE="hypercorn",
+        REGISTRY_HTTP_DEBUG_ADDR=f"127.0.0.1:{port}",
         REGISTRY_METRICS_HTPASSWD=str(htpasswd),
     )
     metrics_url = f"http://127.0.0.1:{port}"
@@ -117,6 +117,6 @@ def test_metrics_on_their_own_address_with_credentials(
 
 
 def test_metrics_can_be_turned_off(make_server: Callable[..., RegistryProcess]) -> None:
-    server = make_server(REGISTRY_METRICS_ENABLED="false")
+    server = make_server(REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED="false")
     assert httpx.get(f"{server.url}/metrics").status_code == 404
     assert httpx.get(f"{server.url}/v2/").status_code == 200

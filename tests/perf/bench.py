@@ -3,8 +3,8 @@
 
 A script, not a pytest test:
 
-    python tests/perf/bench.py [--quick] [--big-mib N] [--workers N] [--ours-only | --theirs-only]
-                               [--json FILE] [--profile]
+    python tests/perf/bench.py [--quick] [--big-mib N] [--workers N] [--server granian|hypercorn]
+                               [--ours-only | --theirs-only] [--json FILE] [--profile]
 
 One run starts both registries (fresh temporary data folders, free loopback ports), runs every
 operation against each in turn (ours, then Distribution, operation by operation, so drifting machine
@@ -21,6 +21,9 @@ Clients, chosen so that the client is not the limit:
   generator (64 kept-alive connections, one request in flight on each; it gives the same GET figures
   as wrk). Without wrk (or with --httpx) GET also uses that generator and the writes an asyncio httpx
   generator, which needs much of a core itself and understates write rates.
+
+Each request rate comes with its latency, p50 and p99 of every request sent (wrk's distribution, or
+the raw generator's own timings; for the two-request push, of each request).
 
 Also reported: peak RSS of each server's process tree (VmRSS summed, sampled every 50 ms all run long),
 the CPU each server used during each operation next to what the rest of the machine used (the client,
@@ -366,7 +369,7 @@ class Server:
             self.log_fh.close()
 
 
-def start_ours(work: Path, workers: int | None) -> Server:
+def start_ours(work: Path, workers: int | None, engine: str | None) -> Server:
     port = free_port()
     server = Server("ours", "ours", port, work / "ours-data", work / "ours.log")
     argv = [
@@ -374,13 +377,15 @@ def start_ours(work: Path, workers: int | None) -> Server:
         "-m",
         "registry",
         "serve",
-        "--listen",
+        "--http-addr",
         f"{HOST}:{port}",
         "--data-dir",
         str(server.data_dir),
     ]
     if workers is not None:
-        argv += ["--workers", str(workers)]
+        argv += ["--server-workers", str(workers)]
+    if engine is not None:
+        argv += ["--server-engine", engine]
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     server.start(argv, cwd=ROOT, env=env)
@@ -617,26 +622,29 @@ def verify_pull(server: Server, digest: str, size: int) -> None:
 # Request-rate loads
 
 
+def push_blob(client: Client, repo: str, blob: bytes) -> str:
+    """Push one blob with POST + PUT ?digest= (what every registry implements); its digest."""
+    digest = sha256_digest(blob)
+    reply = client.request("POST", f"/v2/{repo}/blobs/uploads/", expect=(202,))
+    loc = reply.header("location")
+    client.request(
+        "PUT",
+        f"{loc}{'&' if '?' in loc else '?'}digest={digest}",
+        body=blob,
+        headers={"Content-Type": "application/octet-stream"},
+        expect=(201,),
+        body_note=f"{len(blob)} bytes",
+    )
+    return digest
+
+
 def make_image(client: Client, repo: str, tag: str) -> tuple[str, str, str]:
     """Push a config and a layer blob and a manifest under `tag`; returns (manifest digest, config, layer)."""
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
     ).encode()
     layer = os.urandom(4096)
-    digests = []
-    for blob in (config, layer):
-        d = sha256_digest(blob)
-        reply = client.request("POST", f"/v2/{repo}/blobs/uploads/", expect=(202,))
-        loc = reply.header("location")
-        client.request(
-            "PUT",
-            f"{loc}{'&' if '?' in loc else '?'}digest={d}",
-            body=blob,
-            headers={"Content-Type": "application/octet-stream"},
-            expect=(201,),
-            body_note=f"{len(blob)} bytes",
-        )
-        digests.append(d)
+    digests = [push_blob(client, repo, blob) for blob in (config, layer)]
     manifest = manifest_body(digests[0], len(config), digests[1], len(layer), "base")
     client.request(
         "PUT",
@@ -751,8 +759,10 @@ function done(summary, latency, requests)
     if fb == "" then fb = t:get("first_bad") end
   end
   io.write(string.format(
-    'BENCHJSON {"ok":%d,"bad":%d,"wraps":%d,"duration_us":%d,"requests":%d,"first_bad":"%s"}\n',
-    ok_, bad_, wraps_, summary.duration, summary.requests, esc(fb)))
+    'BENCHJSON {"ok":%d,"bad":%d,"wraps":%d,"duration_us":%d,"requests":%d,"first_bad":"%s",' ..
+    '"p50_us":%d,"p99_us":%d}\n',
+    ok_, bad_, wraps_, summary.duration, summary.requests, esc(fb),
+    latency:percentile(50.0), latency:percentile(99.0)))
 end
 """
 
@@ -763,6 +773,27 @@ class LoadResult:
     requests: int = 0
     errors: int = 0
     detail: str = ""
+    p50: float | None = None  # seconds
+    p99: float | None = None
+
+
+_WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def parse_wrk_latency(text: str) -> tuple[float | None, float | None]:
+    """p50 and p99 in seconds from `wrk --latency`'s distribution."""
+    found = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.MULTILINE)
+        found[pct] = float(m.group(1)) * _WRK_UNITS[m.group(2)] if m else None
+    return found["50"], found["99"]
+
+
+def percentiles(samples: list[float]) -> tuple[float | None, float | None]:
+    if not samples:
+        return None, None
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def parse_wrk(text: str) -> tuple[float, int, int]:
@@ -791,7 +822,7 @@ class Loader:
         url = server.base + path
         if not self.use_wrk or method == "HEAD":
             return raw_fixed(server.port, method, path, headers, connections, self.duration)
-        cmd = ["wrk", "-t2", f"-c{connections}", f"-d{self.duration:g}s", "--timeout", "10s"]
+        cmd = ["wrk", "-t2", f"-c{connections}", f"-d{self.duration:g}s", "--timeout", "10s", "--latency"]
         for k, v in headers.items():
             cmd += ["-H", f"{k}: {v}"]
         out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=self.duration + 60)
@@ -800,7 +831,7 @@ class Loader:
         rate, total, errors = parse_wrk(out.stdout)
         if total == 0:
             errors += 1
-        return LoadResult(rate, total, errors, out.stdout if errors else "")
+        return LoadResult(rate, total, errors, out.stdout if errors else "", *parse_wrk_latency(out.stdout))
 
     def dynamic(
         self, server: Server, records: list[tuple[str, str, str, bytes]], mode: str, connections: int = 16
@@ -845,7 +876,7 @@ class Loader:
             )
         if s["wraps"]:
             detail += f" (request list reused {s['wraps']}x: some pushes repeated earlier ones)"
-        return LoadResult(rate, s["requests"], s["bad"], detail.strip())
+        return LoadResult(rate, s["requests"], s["bad"], detail.strip(), s["p50_us"] / 1e6, s["p99_us"] / 1e6)
 
 
 class _RawConn(asyncio.Protocol):
@@ -859,6 +890,7 @@ class _RawConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.sent = time.perf_counter()
         self.transport.write(self.load.request)
 
     def data_received(self, data: bytes) -> None:
@@ -888,7 +920,10 @@ class _RawConn(asyncio.Protocol):
             del self.buf[: self.need]
             self.need = None
             self.load.statuses[self.status] += 1
-            if time.perf_counter() < self.load.deadline:
+            now = time.perf_counter()
+            self.load.latencies.append(now - self.sent)
+            if now < self.load.deadline:
+                self.sent = now
                 self.transport.write(self.load.request)
             else:
                 self.transport.close()
@@ -907,6 +942,7 @@ class _RawLoad:
     def __init__(self, port: int, request: bytes, head: bool, deadline: float) -> None:
         self.port, self.request, self.head, self.deadline = port, request, head, deadline
         self.statuses: Counter = Counter()
+        self.latencies: list[float] = []
         self.open = 0
         self.tasks: set[asyncio.Future] = set()
         self.finished = asyncio.Event()
@@ -936,24 +972,28 @@ def raw_fixed(
     lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", *(f"{k}: {v}" for k, v in headers.items())]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-    async def run() -> tuple[Counter, float]:
+    async def run() -> tuple[Counter, float, list[float]]:
         started = time.perf_counter()
         load = _RawLoad(port, request, method == "HEAD", started + duration)
         for _ in range(connections):
             load.reconnect()
         await asyncio.wait_for(load.finished.wait(), duration + 30)
-        return load.statuses, time.perf_counter() - started
+        return load.statuses, time.perf_counter() - started, load.latencies
 
     try:
         import uvloop
 
-        statuses, elapsed = uvloop.run(run())
+        statuses, elapsed, latencies = uvloop.run(run())
     except ImportError:
-        statuses, elapsed = asyncio.run(run())
+        statuses, elapsed, latencies = asyncio.run(run())
     ok = sum(n for s, n in statuses.items() if isinstance(s, int) and 200 <= s < 400)
     errors = sum(statuses.values()) - ok
     return LoadResult(
-        ok / elapsed, sum(statuses.values()), errors, f"statuses {dict(statuses)}" if errors else ""
+        ok / elapsed,
+        sum(statuses.values()),
+        errors,
+        f"statuses {dict(statuses)}" if errors else "",
+        *percentiles(latencies),
     )
 
 
@@ -965,6 +1005,7 @@ async def httpx_dynamic(
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     it = iter(records)
     ok, bad, first_bad = 0, 0, ""
+    latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
         deadline = time.perf_counter() + duration
 
@@ -975,6 +1016,7 @@ async def httpx_dynamic(
                 if rec is None:
                     return
                 method, path, ctype, body = rec
+                sent = time.perf_counter()
                 if mode == "postput":
                     r = await client.post(f"/v2/{REPO}/blobs/uploads/")
                     loc = client.base_url.join(r.headers.get("location", ""))
@@ -984,6 +1026,7 @@ async def httpx_dynamic(
                     )
                 else:
                     resp = await client.request(method, path, content=body, headers={"Content-Type": ctype})
+                latencies.append(time.perf_counter() - sent)
                 if resp.status_code == 201:
                     ok += 1
                 else:
@@ -993,7 +1036,8 @@ async def httpx_dynamic(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
-    return LoadResult(ok / elapsed, ok + bad, bad, f"{bad} bad; first: {first_bad}" if bad else "")
+    detail = f"{bad} bad; first: {first_bad}" if bad else ""
+    return LoadResult(ok / elapsed, ok + bad, bad, detail, *percentiles(latencies))
 
 
 def manifest_records(cfg: tuple[str, int], layer: tuple[str, int], count: int) -> list:
@@ -1147,11 +1191,16 @@ OPS = [
     Op("pull", "blob pull", "MB/s", 0.9),
     Op("manifest_get", "manifest GET by tag (c=64)", "req/s", 3.0),
     Op("blob_head", "blob HEAD (c=64)", "req/s", 3.0),
+    Op("blob_get_1mib", "1 MiB blob GET (c=16)", "req/s", 1.0),
     Op("manifest_put", "manifest PUT (c=16)", "req/s", 2.0),
     Op("small_push", "small-blob push (c=16)", "blobs/s", 2.0),
     Op("small_push_2req", "  same, POST + PUT (info)", "blobs/s", 0.0),
     Op("peak_rss", "peak RSS (server tree)", "MiB", 200.0, higher_is_better=False),
 ]
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -1169,6 +1218,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small blob, short loads (for development)")
     parser.add_argument("--big-mib", type=int, help="size of the big blob in MiB (default 1024, quick 128)")
     parser.add_argument("--workers", type=int, help="pass --workers N to our server")
+    parser.add_argument(
+        "--server-engine",
+        choices=["granian", "hypercorn"],
+        help="our HTTP engine (default: the registry's default)",
+    )
     parser.add_argument("--duration", type=float, help="seconds per request-rate load (default 5, quick 2)")
     parser.add_argument(
         "--repeats", type=int, help="runs of each big transfer, median kept (default 3, quick 2)"
@@ -1233,6 +1287,7 @@ def main() -> int:
     results: dict[str, dict[str, float | None]] = {op.key: {} for op in OPS}
     cpu: dict[str, dict[str, float]] = {op.key: {} for op in OPS}
     rest: dict[str, dict[str, tuple[float, float]]] = {op.key: {} for op in OPS}
+    latency: dict[str, dict[str, tuple[float | None, float | None]]] = {op.key: {} for op in OPS}
     profiles: dict[str, str] = {}
     big: BigFile | None = None
 
@@ -1261,7 +1316,7 @@ def main() -> int:
         big = BigFile(work / "big.bin", big_mib * MiB)
         if not args.theirs_only:
             log("starting our registry")
-            servers.append(start_ours(work, args.workers))
+            servers.append(start_ours(work, args.workers, args.server))
         if not args.ours_only:
             log("starting Distribution")
             servers.append(start_theirs(work, args.theirs_verbose_log, args.theirs_cache))
@@ -1306,12 +1361,14 @@ def main() -> int:
                     )
                 s.set_phase("between")
 
-        # Setup: monolithic probe and an image to read back.
+        # Setup: monolithic probe, an image and a 1 MiB blob to read back.
         images: dict[str, tuple[str, str, str]] = {}
+        mib_blob = os.urandom(MiB)
         for s in servers:
             try:
                 probe_monolithic(s, clients[s.key])
                 images[s.key] = make_image(clients[s.key], REPO, "latest")
+                push_blob(clients[s.key], REPO, mib_blob)
             except BenchError as exc:
                 errors.append(f"[{s.label}] setup:\n{textwrap.indent(str(exc), '  ')}")
                 alive[s.key] = False
@@ -1351,6 +1408,10 @@ def main() -> int:
             if reply.status != 200:
                 raise BenchError(describe(method, s.base + path, headers, "", reply))
 
+        def rate_of(op: str, s: Server, r: LoadResult) -> float:
+            latency[op][s.key] = (r.p50, r.p99)
+            return r.rate
+
         def manifest_get(s: Server) -> float:
             path, headers = f"/v2/{REPO}/manifests/latest", {"Accept": ACCEPT}
             probe_get(s, "GET", path, headers)
@@ -1359,7 +1420,7 @@ def main() -> int:
                 raise BenchError(
                     f"load of GET {s.base}{path} (Accept: {ACCEPT}) had {r.errors} errors:\n{r.detail}"
                 )
-            return r.rate
+            return rate_of("manifest_get", s, r)
 
         def blob_head(s: Server) -> float:
             path = f"/v2/{REPO}/blobs/{images[s.key][2]}"
@@ -1367,7 +1428,15 @@ def main() -> int:
             r = loader.fixed(s, "HEAD", path, {})
             if r.errors:
                 raise BenchError(f"load of HEAD {s.base}{path} had {r.errors} errors:\n{r.detail}")
-            return r.rate
+            return rate_of("blob_head", s, r)
+
+        def blob_get_1mib(s: Server) -> float:
+            path = f"/v2/{REPO}/blobs/{sha256_digest(mib_blob)}"
+            probe_get(s, "GET", path, {})
+            r = loader.fixed(s, "GET", path, {}, connections=16)
+            if r.errors:
+                raise BenchError(f"load of GET {s.base}{path} had {r.errors} errors:\n{r.detail}")
+            return rate_of("blob_get_1mib", s, r)
 
         def layer_info(s: Server) -> tuple[tuple[str, int], tuple[str, int]]:
             _, cfg, layer = images[s.key]
@@ -1394,7 +1463,7 @@ def main() -> int:
                 )
             if r.detail:
                 s.notes.append(f"manifest PUT: {r.detail}")
-            return r.rate
+            return rate_of("manifest_put", s, r)
 
         def small_push(form: str):
             def run(s: Server) -> float:
@@ -1422,12 +1491,13 @@ def main() -> int:
                     raise BenchError(f"load of distinct 1 KiB blob pushes ({example}): {r.detail}")
                 if r.detail:
                     s.notes.append(f"small push: {r.detail}")
-                return r.rate
+                return rate_of("small_push" if form == "native" else "small_push_2req", s, r)
 
             return run
 
         measure("manifest_get", manifest_get)
         measure("blob_head", blob_head)
+        measure("blob_get_1mib", blob_get_1mib)
         measure("manifest_put", manifest_put)
         measure("small_push", small_push("native"))
         measure("small_push_2req", small_push("postput"))
@@ -1440,6 +1510,7 @@ def main() -> int:
                 plans = [
                     ("manifest_get", lambda: manifest_get(ours)),
                     ("blob_head", lambda: blob_head(ours)),
+                    ("blob_get_1mib", lambda: blob_get_1mib(ours)),
                     ("manifest_put", lambda: manifest_put(ours)),
                     ("small_push", lambda: small_push("native")(ours)),
                 ]
@@ -1498,6 +1569,7 @@ def main() -> int:
                 "target": op.target,
                 "met": met,
                 "server_cores": cpu[op.key],
+                "latency_p50_p99_s": latency[op.key],
             }
         )
         print(
@@ -1506,6 +1578,13 @@ def main() -> int:
             f"{ ({True: 'yes', False: 'NO', None: ''}[met]):<4} |"
         )
     print("units: MB/s = 10^6 bytes/s; rates are completed operations per second (201 for pushes)")
+    print("latency of each request during the rates, p50 / p99 in ms:")
+    for op in OPS:
+        if latency[op.key]:
+            vals = "   ".join(
+                f"{k} {fmt_ms(p50)} / {fmt_ms(p99)}" for k, (p50, p99) in latency[op.key].items()
+            )
+            print(f"  {op.label:<28} {vals}")
     print(
         "CPU during each operation, in cores: server (summed over its processes) / rest of the machine "
         "(client and anything else) / steal"

@@ -143,7 +143,7 @@ def collect_forever(args: argparse.Namespace) -> None:
 
 def latency(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="gc-bench-")) / "data"
-    server = RegistryProcess(data_dir, env={"REGISTRY_ACCESS_LOG": "false"}).start()
+    server = RegistryProcess(data_dir, env={"REGISTRY_LOG_ACCESSLOG_DISABLED": "true"}).start()
     try:
         with server.client() as client:
             _measure(client, 3, "warm-up")

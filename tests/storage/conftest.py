@@ -30,22 +30,21 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
+def s3_environment(endpoint: str, bucket: str) -> dict[str, str]:
+    """The REGISTRY_* variables that make a registry process use `bucket` on the moto server."""
+    return {
+        "REGISTRY_STORAGE_S3_BUCKET": bucket,
+        "REGISTRY_STORAGE_S3_REGIONENDPOINT": endpoint,
+        "REGISTRY_STORAGE_S3_REGION": MOTO_KEYS["region"],
+        "REGISTRY_STORAGE_S3_ACCESSKEY": MOTO_KEYS["access_key"],
+        "REGISTRY_STORAGE_S3_SECRETKEY": MOTO_KEYS["secret_key"],
+    }
+
+
 def new_bucket(endpoint: str) -> str:
     name = f"registry-{uuid.uuid4().hex[:16]}"
     s3_client(endpoint).create_bucket(Bucket=name)
     return name
-
-
-def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
-    """The REGISTRY_* settings of a registry process storing its blobs in `bucket` on the moto server."""
-    return {
-        "REGISTRY_STORAGE": "s3",
-        "REGISTRY_S3_BUCKET": bucket,
-        "REGISTRY_S3_ENDPOINT_URL": endpoint,
-        "REGISTRY_S3_REGION": MOTO_KEYS["region"],
-        "REGISTRY_S3_ACCESS_KEY": MOTO_KEYS["access_key"],
-        "REGISTRY_S3_SECRET_KEY": MOTO_KEYS["secret_key"],
-    }
 
 
 @pytest.fixture(scope="session")

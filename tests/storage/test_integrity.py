@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.storage.conftest import new_bucket, s3_client, s3_env
+from tests.storage.conftest import new_bucket, s3_client, s3_environment
 from tests.support.oci import errors, push_blob, sha256
 from tests.support.server import RegistryProcess
 
@@ -72,7 +72,7 @@ def start_store_server(
             return StoreServer(make_server(**env), "filesystem")
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = new_bucket(endpoint)
-        env |= s3_env(endpoint, bucket)
+        env |= s3_environment(endpoint, bucket)
         return StoreServer(make_server(**env), "s3", bucket, endpoint)
 
     return start
@@ -107,7 +107,7 @@ def _served_digest(client: httpx.Client, repo: str, digest: str) -> str | None:
 def test_concurrent_patches_on_one_session_never_publish_wrong_bytes(
     start_store_server: Callable[..., StoreServer], workers: str
 ) -> None:
-    server = start_store_server(REGISTRY_WORKERS=workers)
+    server = start_store_server(REGISTRY_SERVER_WORKERS=workers)
     repo = "hammer/one-session"
     for round_number in range(HAMMER_ROUNDS):
         writers = (2, 4, 8)[round_number % 3]

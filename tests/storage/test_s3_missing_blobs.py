@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.test_missing_blobs import assert_lost
-from tests.storage.conftest import new_bucket, s3_client, s3_env
+from tests.storage.conftest import new_bucket, s3_client, s3_environment
 from tests.support.oci import push_blob
 from tests.support.server import RegistryProcess
 
@@ -25,7 +25,7 @@ def bucket(moto_endpoint: str) -> str:
 
 @pytest.fixture
 def s3_server(moto_endpoint: str, bucket: str, tmp_path: Path) -> Iterator[RegistryProcess]:
-    env = s3_env(moto_endpoint, bucket)
+    env = s3_environment(moto_endpoint, bucket)
     process = RegistryProcess(tmp_path / "data", "", env).start()
     yield process
     process.stop()

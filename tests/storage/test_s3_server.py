@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.storage.conftest import new_bucket, s3_env
+from tests.storage.conftest import new_bucket, s3_environment
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, sha256
 from tests.support.server import RegistryProcess
 
@@ -13,7 +13,7 @@ MiB = 1024 * 1024
 
 
 def test_servers_share_a_bucket(moto_endpoint: str, tmp_path: Path) -> None:
-    env = s3_env(moto_endpoint, new_bucket(moto_endpoint))
+    env = s3_environment(moto_endpoint, new_bucket(moto_endpoint))
     database = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
     first = RegistryProcess(tmp_path / "one", database, env).start()
     try:

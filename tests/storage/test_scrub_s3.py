@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.storage.conftest import new_bucket, s3_client, s3_env
+from tests.storage.conftest import new_bucket, s3_client, s3_environment
 from tests.support.oci import push_blob, sha256
 from tests.support.scrub import blob_unknown, push_chunked, run_scrub
 from tests.support.server import RegistryProcess
@@ -13,7 +13,7 @@ from tests.support.server import RegistryProcess
 
 def test_scrub_on_s3(moto_endpoint: str, tmp_path: Path, own_database: str) -> None:
     bucket = new_bucket(moto_endpoint)
-    env = {**s3_env(moto_endpoint, bucket), "REGISTRY_S3_PREFIX": "reg"}
+    env = {**s3_environment(moto_endpoint, bucket), "REGISTRY_STORAGE_S3_ROOTDIRECTORY": "reg"}
     data_dir, database = tmp_path / "data", own_database
     s3 = s3_client(moto_endpoint)
     layer = os.urandom(6 * 1024 * 1024)

@@ -29,14 +29,14 @@ class RegistryProcess:
     ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
-        self.extra_env = {"REGISTRY_SERVER": engine or default_engine(), **(env or {})}
+        self.extra_env = {"REGISTRY_SERVER_ENGINE": engine or default_engine(), **(env or {})}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.extra_env.get("REGISTRY_TLS_CERT") else "http"
+        scheme = "https" if self.extra_env.get("REGISTRY_HTTP_TLS_CERTIFICATE") else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
@@ -58,7 +58,7 @@ class RegistryProcess:
             "-m",
             "registry",
             "serve",
-            "--listen",
+            "--http-addr",
             self.host,
             "--data-dir",
             str(self.data_dir),

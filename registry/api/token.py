@@ -23,15 +23,14 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from registry.api.common import error_response, services
+from registry.api.common import services
 from registry.auth.audit import audit
 from registry.auth.authority import Authority
 from registry.auth.identity import ANONYMOUS, Identity
 from registry.auth.logins import LoginThrottled
-from registry.auth.middleware import too_many_logins
 from registry.auth.scopes import ResourceScope, parse_scopes
 from registry.auth.tokens import REFRESH, TokenError
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, error_response, too_many_logins
 
 MAX_FORM = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -54,14 +53,16 @@ def _bad_request(message: str) -> RegistryError:
 
 
 def _unauthorized(authority: Authority, message: str) -> _Refused:
-    challenge = f'Basic realm="{authority.settings.token_service}",charset="UTF-8"'
+    challenge = f'Basic realm="{authority.basic_realm}",charset="UTF-8"'
     error = RegistryError(ErrorCode.UNAUTHORIZED, message=message, headers={"WWW-Authenticate": challenge})
     return _Refused(error_response(error))
 
 
 def _requested(authority: Authority, service: str | None, scopes: list[str]) -> list[ResourceScope]:
-    if service is not None and service != authority.settings.token_service:
-        raise _bad_request(f"this token service issues tokens for {authority.settings.token_service!r} only")
+    if service is not None and service != authority.settings.auth.token.service:
+        raise _bad_request(
+            f"this token service issues tokens for {authority.settings.auth.token.service!r} only"
+        )
     try:
         return parse_scopes(scopes)
     except ValueError as error:
