@@ -22,6 +22,7 @@ from registry.events import Dispatcher
 from registry.events.outbox import Notifier
 from registry.index import MetadataIndex, SQLIndex
 from registry.lifecycle.guards import Guards
+from registry.lifecycle.scheduler import start_background_gc
 from registry.limits.rate import RateLimit
 from registry.observe.storagecheck import StorageHealth
 from registry.scrub.background import start_background_scrub
@@ -111,6 +112,7 @@ class Registry:
                 settings.storage.maintenance.uploadpurging.age,
                 settings.limits.max_uploads_per_repository,
                 guards,
+                link_refresh=settings.gc.grace / 2,
             ),
             manifests=ManifestService(index, events, guards),
             repositories=RepositoryService(index),
@@ -161,6 +163,9 @@ def create_app(settings: Settings) -> Starlette:
         purging = settings.storage.maintenance.uploadpurging.enabled
         purger = asyncio.create_task(_purge_uploads(registry)) if purging else None
         scrubber = start_background_scrub(settings, registry.index, registry.store)
+        collector = start_background_gc(
+            settings.gc, registry.index, registry.store, registry.blobs.purge_expired, registry.events
+        )
         deliveries = _delivery_worker(registry)
         background = [task for task in (deliveries, registry.storage_health) if task is not None]
         for task in background:
@@ -171,9 +176,10 @@ def create_app(settings: Settings) -> Starlette:
             purger.cancel()
             for task in background:
                 await task.stop()
-            if scrubber is not None:
-                scrubber.cancel()
-                await asyncio.gather(scrubber, return_exceptions=True)
+            for task in (scrubber, collector):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             if registry.users is not None:
                 await registry.users.close()
             await registry.index.close()

@@ -363,6 +363,28 @@ class ScrubSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GcSettings:
+    """The online garbage collector (registry/lifecycle/collector.py), run inside `registry serve`."""
+
+    interval: float = setting(
+        3600.0,
+        "Seconds between background collections; 0: off. One process of all the servers sharing the"
+        " index runs each (a leader lock); the others skip it.",
+        duration=True,
+    )
+    grace: float = setting(
+        3600.0,
+        "Seconds a new blob link or manifest is spared (so a push in progress is never collected) and a"
+        " removed blob's bytes are kept. A grace shorter than a slow push takes fails that push with"
+        " MANIFEST_BLOB_UNKNOWN (the client pushes again).",
+        duration=True,
+    )
+    untagged: bool = setting(
+        False, "Also collect untagged manifests no index references (and their referrers)."
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     version: str = setting("0.1", "Distribution's configuration version; 0.1 is the only one.")
     data_dir: Path = setting(
@@ -390,6 +412,7 @@ class Settings:
     )
     quotas: QuotaSettings = section(QuotaSettings, "How many bytes a namespace may hold.")
     immutable_tags: ImmutableTagSettings = section(ImmutableTagSettings, "Tags that may never move.")
+    gc: GcSettings = section(GcSettings, "The online garbage collector (registry/lifecycle).")
 
     def __post_init__(self) -> None:
         problems = _problems(self)

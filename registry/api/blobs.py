@@ -42,7 +42,7 @@ async def get_blob(request: Request) -> Response:
     whose bytes the store lost; a GET reads the first piece before answering, and does."""
     name, digest = repository(request), digest_param(request)
     blobs = services(request).blobs
-    size = await blobs.size(name, digest)
+    size = await (blobs.found if request.method == "HEAD" else blobs.size)(name, digest)
     headers = {
         "Docker-Content-Digest": str(digest),
         "ETag": f'"{digest}"',

@@ -1,4 +1,4 @@
-"""`registry gc`: remove the bytes of blobs nothing references (see registry/gc.py for when it is safe)."""
+"""`registry gc`: one online collection now, beside running servers (see registry/lifecycle/collector.py)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,21 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def register(commands: Any) -> None:
     gc = commands.add_parser(
-        "gc",
-        help="delete blobs no manifest references (with servers stopped or read-only)",
+        "gc", help="remove unreferenced blobs (and, with --untagged, manifests) while the registry serves"
     )
     add_settings_arguments(gc)
-    gc.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
+    gc.add_argument("--dry-run", action="store_true", help="report what would be removed, change nothing")
     gc.add_argument(
         "--grace",
         metavar="DURATION",
-        default="1h",
-        help="spare blobs pushed or mounted within this long, e.g. 30m, 1h, 2d, 1h30m, 0s (default: 1h)",
+        help="spare what was pushed or mounted within this long, and keep removed blobs' bytes this long,"
+        " e.g. 30m, 1h, 2d, 1h30m, 0s (default: the gc.grace setting, 1h)",
+    )
+    gc.add_argument(
+        "--untagged",
+        action="store_true",
+        default=None,
+        help="also remove untagged manifests no index references (default: the gc.untagged setting)",
     )
     gc.set_defaults(run=run_gc)
 
@@ -42,23 +47,30 @@ def parse_duration(text: str) -> timedelta:
 
 def run_gc(args: argparse.Namespace) -> int:
     from registry.app import Registry
-    from registry.gc import collect_garbage
+    from registry.lifecycle.collector import Collector
 
-    grace = parse_duration(args.grace)
+    grace = parse_duration(args.grace) if args.grace is not None else None
     settings = settings_from(args)
     require_blob_store(settings)  # with the index in PostgreSQL, a mistyped --data-dir shows only here
     prepare(settings)
     registry = Registry.build(settings)
+    collector = Collector(
+        registry.index,
+        registry.store,
+        grace if grace is not None else timedelta(seconds=settings.gc.grace),
+        settings.gc.untagged if args.untagged is None else args.untagged,
+        purge_uploads=registry.blobs.purge_expired,
+        events=registry.events,
+    )
 
     async def collect() -> None:
         await registry.index.open()
         try:
             await run_retention(registry.index, settings, args.dry_run)
-            collected = await collect_garbage(registry.index, registry.store, grace, args.dry_run)
+            collected = await collector.run(args.dry_run)
         finally:
             await registry.index.close()
-        verb = "would delete" if args.dry_run else "deleted"
-        print(f"{verb} {collected.blobs} blob(s), {collected.bytes} bytes")
+        print(collected if collected is not None else "another collection is running: nothing done")
 
     asyncio.run(collect())
     return 0

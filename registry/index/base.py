@@ -6,7 +6,8 @@ whole change or none of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -321,17 +322,74 @@ class MetadataIndex(Protocol):
 
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
 
+    # Garbage collection (registry/lifecycle/collector.py says how these close the races).
+
+    async def refresh_link(self, repository: str, digest: str, older_than: datetime) -> None:
+        """Move a blob's link time in a repository to now if it is older than `older_than`: a client
+        that just found the blob (HEAD) is about to reference it, so it is kept through the grace."""
+        ...
+
+    async def mount_blob(
+        self, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
+    ) -> int | None:
+        """Link a blob of `source` into `repository` in one transaction that holds the blob's row, so a
+        collector cannot forget it in between (the mount's outbox entries stored in it too); its size,
+        or None when `source` has no such blob (and nothing is written)."""
+        ...
+
     async def unreferenced_blobs(self, linked_before: datetime) -> list[str]:
-        """Blobs no manifest references and no repository linked since `linked_before`: garbage.
+        """Blobs no manifest references and no repository linked since `linked_before`: candidates.
 
         Manifests, tagged or not, are the roots; a repository's link protects a blob only for the grace
         period that `linked_before` ends, while the push that made it has yet to write its manifest.
         """
         ...
 
-    async def forget_blob(self, digest: str, linked_before: datetime) -> bool:
-        """Drop a blob's links and record in one transaction, if it is still garbage; True when it was,
-        and its bytes may go."""
+    async def forget_blobs(
+        self, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        """Re-check candidates, each under its row's lock, and drop those still garbage with their links,
+        queueing their bytes for deletion after `delete_after`, in one transaction; (digest, size) of
+        each dropped."""
+        ...
+
+    async def garbage_manifests(self, created_before: datetime, untagged: bool) -> list[tuple[str, str]]:
+        """(repository, digest) of manifests to collect: untagged referrers whose subject is gone from
+        their repository and, with `untagged`, every untagged manifest no index in its repository
+        references; each pushed before `created_before`."""
+        ...
+
+    async def forget_manifest(
+        self, repository: str, digest: str, created_before: datetime, untagged: bool
+    ) -> bool:
+        """Re-check a manifest under its row's lock and, if still garbage, delete it with its references."""
+        ...
+
+    async def hold_bytes(self, digest: str, until: datetime) -> None:
+        """Before a writer publishes bytes at `digest`: no collector may delete them before `until` (or
+        before the writer's `link_blob`). Waits for a collector deleting those bytes now to finish."""
+        ...
+
+    async def queue_orphan(self, digest: str, delete_after: datetime) -> bool:
+        """Queue stored bytes that neither a blob record nor a queued delete describes; False otherwise."""
+        ...
+
+    async def delete_due_bytes(
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
+    ) -> list[str]:
+        """Work through the queued deletes due by `now`, up to `batch` per transaction: call
+        `delete(digest)` (the store's delete) while the queue rows are held, unless a blob record has
+        come back for it, and drop the rows. The digests whose bytes went. The index never touches bytes
+        itself; it only says when it is safe to."""
+        ...
+
+    async def due_deletes(self, now: datetime) -> int:
+        """Queued byte deletes due by `now` (a dry run's count)."""
+        ...
+
+    def collector_lock(self) -> AbstractAsyncContextManager[bool]:
+        """The collector's leader lock, held while the context is open: True when this caller has it,
+        False at once when another process (on any replica) holds it."""
         ...
 
     # Scrub: what the index claims, checked against the bytes elsewhere (the index never reads a blob).

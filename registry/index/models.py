@@ -124,6 +124,17 @@ class Tag(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PendingDelete(Base):
+    """Bytes the store may lose after `delete_after`: a forgotten blob's, an orphan's, or (an hour ahead)
+    a hold a writer takes before publishing, so that a collector never deletes what is being published."""
+
+    __tablename__ = "gc_pending_deletes"
+    __table_args__ = (Index("gc_pending_due", "delete_after"),)
+
+    digest: Mapped[str] = mapped_column(String(DIGEST_LEN), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Upload(Base):
     """An open upload session; its bytes are staged in the store under the same id."""
 

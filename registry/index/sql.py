@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +17,9 @@ from sqlalchemy import (
     Executable,
     Select,
     Table,
+    and_,
     bindparam,
+    case,
     delete,
     event,
     exists,
@@ -22,6 +27,7 @@ from sqlalchemy import (
     make_url,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy import create_engine as create_sync_engine
@@ -46,6 +52,7 @@ from registry.index.models import (
     Blob,
     Manifest,
     ManifestReference,
+    PendingDelete,
     Repository,
     RepositoryBlob,
     Tag,
@@ -59,6 +66,10 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
+# The collector's PostgreSQL advisory lock key (any constant; "regc" in ASCII).
+COLLECTOR_LOCK_KEY = 0x72656763
+# Tries at recording a row that a collector deletes under our feet (PostgreSQL).
+RECORD_ATTEMPTS = 3
 # Tries at claiming an upload session that is released and re-claimed under our feet.
 CLAIM_ATTEMPTS = 5
 
@@ -112,6 +123,37 @@ _NO_RECENT_LINK = ~exists().where(
     RepositoryBlob.digest == Blob.digest, RepositoryBlob.linked_at >= bindparam("linked_before")
 )
 _UNREFERENCED_BLOBS = select(Blob.digest).where(_UNREFERENCED, _NO_RECENT_LINK).order_by(Blob.digest)
+# Garbage manifests: untagged, no index in their repository references them, pushed before the grace,
+# and either referrers whose subject is gone from the repository or, with the `untagged` policy, any such
+# manifest that is not a referrer (a referrer of a manifest still present stays with it).
+_Parent = Manifest.__table__.alias("parent")
+_Subject = Manifest.__table__.alias("subject_manifest")
+_UNTAGGED = ~exists().where(Tag.manifest_id == Manifest.id)
+_NOT_A_CHILD = ~exists().where(
+    ManifestReference.digest == Manifest.digest,
+    ManifestReference.is_manifest,
+    _Parent.c.id == ManifestReference.manifest_id,
+    _Parent.c.repository_id == Manifest.repository_id,
+)
+_SUBJECT_GONE = ~exists().where(
+    _Subject.c.repository_id == Manifest.repository_id, _Subject.c.digest == Manifest.subject
+)
+_GARBAGE_MANIFEST = and_(
+    Manifest.created_at < bindparam("created_before"),
+    _UNTAGGED,
+    _NOT_A_CHILD,
+    or_(
+        and_(Manifest.subject.is_(None), bindparam("untagged")),
+        and_(Manifest.subject.is_not(None), _SUBJECT_GONE),
+    ),
+)
+_GARBAGE_MANIFESTS = (
+    select(Repository.name, Manifest.digest)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(_GARBAGE_MANIFEST)
+    .order_by(Manifest.id)
+)
+_DUE_DELETES = select(func.count()).where(PendingDelete.delete_after <= bindparam("now"))
 _REPOSITORY = select(Repository.id).where(Repository.name == bindparam("repository"))
 # "" sorts before every name, so an absent `last` is simply "".
 _TAGS = (
@@ -188,6 +230,50 @@ class _WriteStatements:
             .values(digest=bindparam("digest"), size=bindparam("size"))
             .on_conflict_do_nothing()
         )
+        # Holds a blob's row against a collector forgetting it until the transaction ends (PostgreSQL;
+        # SQLite drops FOR SHARE, its write transactions being exclusive already).
+        self.hold_blob = (
+            select(Blob.size).where(Blob.digest == bindparam("digest")).with_for_update(read=True)
+        )
+        self.hold_linked_blob = (
+            select(Blob.size)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(
+                RepositoryBlob.repository_id == bindparam("repository_id"), Blob.digest == bindparam("digest")
+            )
+            .with_for_update(read=True, of=Blob)
+        )
+        self.refresh_link = (
+            update(RepositoryBlob)
+            .where(
+                RepositoryBlob.repository_id == bindparam("in_repository"),
+                RepositoryBlob.digest == bindparam("of_digest"),
+                RepositoryBlob.linked_at < bindparam("older_than"),
+            )
+            .values(linked_at=bindparam("now"))
+        )
+        queue = insert(table(PendingDelete)).values(
+            digest=bindparam("digest"), delete_after=bindparam("delete_after")
+        )
+        # A later time never shortens an earlier one: a writer's hold outlasts a collector's queueing.
+        self.queue_delete = queue.on_conflict_do_update(
+            index_elements=["digest"],
+            set_={
+                "delete_after": case(
+                    (PendingDelete.delete_after > queue.excluded.delete_after, PendingDelete.delete_after),
+                    else_=queue.excluded.delete_after,
+                )
+            },
+        )
+        self.queue_orphan = queue.on_conflict_do_nothing(index_elements=["digest"])
+        self.unqueue_delete = delete(PendingDelete).where(PendingDelete.digest == bindparam("digest"))
+        self.due_deletes = (
+            select(PendingDelete.digest)
+            .where(PendingDelete.delete_after <= bindparam("now"))
+            .order_by(PendingDelete.delete_after)
+            .limit(bindparam("batch"))
+            .with_for_update(skip_locked=True)
+        )
         link_blob = insert(table(RepositoryBlob)).values(
             repository_id=bindparam("repository_id"), digest=bindparam("digest"), linked_at=bindparam("now")
         )
@@ -198,17 +284,30 @@ class _WriteStatements:
             RepositoryBlob.repository_id == bindparam("repository_id"),
             RepositoryBlob.digest == bindparam("digest"),
         )
-        self.linked_blobs = select(RepositoryBlob.digest).where(
-            RepositoryBlob.repository_id == bindparam("repository_id"),
-            RepositoryBlob.digest.in_(bindparam("digests", expanding=True)),
+        # A manifest PUT holds the rows of what it references (FOR SHARE), so a collector forgetting one
+        # of them either finishes first (the PUT then finds it gone: MANIFEST_BLOB_UNKNOWN) or waits for
+        # the PUT, and then sees the new reference when it re-checks.
+        self.linked_blobs = (
+            select(Blob.digest)
+            .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+            .where(
+                RepositoryBlob.repository_id == bindparam("repository_id"),
+                Blob.digest.in_(bindparam("digests", expanding=True)),
+            )
+            .with_for_update(read=True, of=Blob)
         )
-        self.present_manifests = select(Manifest.digest).where(
-            Manifest.repository_id == bindparam("repository_id"),
-            Manifest.digest.in_(bindparam("digests", expanding=True)),
+        self.present_manifests = (
+            select(Manifest.digest)
+            .where(
+                Manifest.repository_id == bindparam("repository_id"),
+                Manifest.digest.in_(bindparam("digests", expanding=True)),
+            )
+            .with_for_update(read=True)
         )
         self.manifest_id = select(Manifest.id).where(
             Manifest.repository_id == bindparam("repository_id"), Manifest.digest == bindparam("digest")
         )
+        self.hold_manifest = self.manifest_id.with_for_update(read=True)
         self.add_manifest = (
             insert(table(Manifest))
             .values(
@@ -243,11 +342,24 @@ class _WriteStatements:
             ManifestReference.manifest_id == bindparam("manifest_id")
         )
         self.delete_manifest = delete(Manifest).where(Manifest.id == bindparam("manifest_id"))
-        # Locks the blob's row (PostgreSQL; SQLite's write transactions are exclusive) while it is re-checked.
-        self.garbage_blob = (
-            select(Blob.digest)
-            .where(Blob.digest == bindparam("digest"), _UNREFERENCED, _NO_RECENT_LINK)
-            .with_for_update()
+        # The collector locks a row first and re-checks it in a later statement: on PostgreSQL (read
+        # committed) that statement's snapshot then includes whatever a writer that held the row
+        # committed. It skips a row a writer holds now (being referenced: likely not garbage; the next
+        # run looks again), so it never waits for a writer, and a batch cannot deadlock with one.
+        self.lock_blob = (
+            select(Blob.size).where(Blob.digest == bindparam("digest")).with_for_update(skip_locked=True)
+        )
+        self.garbage_blob = select(Blob.digest).where(
+            Blob.digest == bindparam("digest"), _UNREFERENCED, _NO_RECENT_LINK
+        )
+        self.lock_manifest = (
+            select(Manifest.id)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("digest"))
+            .with_for_update(of=Manifest, skip_locked=True)
+        )
+        self.garbage_manifest = select(Manifest.id).where(
+            Manifest.id == bindparam("manifest_id"), _GARBAGE_MANIFEST
         )
         self.unlink_everywhere = delete(RepositoryBlob).where(RepositoryBlob.digest == bindparam("digest"))
         self.forget_blob = delete(Blob).where(Blob.digest == bindparam("digest"))
@@ -454,11 +566,49 @@ class SQLIndex:
         outbox: Sequence[OutboxEntry],
     ) -> None:
         repo_id = self._repository_id(conn, repository, create=True)
-        conn.execute(self._writes.add_blob, {"digest": digest, "size": size})
+        self._record_blob(conn, digest, size)
         conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest, "now": utcnow()})
+        # The bytes are described again: the writer's hold (or any queued delete) is over.
+        conn.execute(self._writes.unqueue_delete, {"digest": digest})
         if upload_id is not None:
             conn.execute(self._writes.delete_upload, {"id": upload_id})
         write_entries(conn, outbox)
+
+    def _record_blob(self, conn: Connection, digest: str, size: int) -> None:
+        """Insert the blob's row, or hold the one there; a collector may delete that one as we look
+        (PostgreSQL), and then we insert it afresh."""
+        for _ in range(RECORD_ATTEMPTS):
+            conn.execute(self._writes.add_blob, {"digest": digest, "size": size})
+            if conn.scalar(self._writes.hold_blob, {"digest": digest}) is not None:
+                return
+        raise RuntimeError(f"blob {digest} kept disappearing while it was being recorded")
+
+    async def mount_blob(
+        self, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()
+    ) -> int | None:
+        return await self._transaction(self._mount_blob, source, repository, digest, outbox)
+
+    def _mount_blob(
+        self, conn: Connection, source: str, repository: str, digest: str, outbox: Sequence[OutboxEntry]
+    ) -> int | None:
+        source_id = self._repository_id(conn, source)
+        if source_id is None:
+            return None
+        size = conn.scalar(self._writes.hold_linked_blob, {"repository_id": source_id, "digest": digest})
+        if size is None:
+            return None
+        repo_id = self._repository_id(conn, repository, create=True)
+        conn.execute(self._writes.link_blob, {"repository_id": repo_id, "digest": digest, "now": utcnow()})
+        write_entries(conn, outbox)
+        return size
+
+    async def refresh_link(self, repository: str, digest: str, older_than: datetime) -> None:
+        await self._transaction(self._refresh_link, repository, digest, older_than)
+
+    def _refresh_link(self, conn: Connection, repository: str, digest: str, older_than: datetime) -> None:
+        repo_id = self._repository_id(conn, repository)
+        params = {"in_repository": repo_id, "of_digest": digest, "older_than": older_than, "now": utcnow()}
+        conn.execute(self._writes.refresh_link, params)
 
     async def unlink_blob(self, repository: str, digest: str, outbox: Sequence[OutboxEntry] = ()) -> bool:
         return await self._transaction(self._unlink_blob, repository, digest, outbox)
@@ -569,9 +719,7 @@ class SQLIndex:
             "annotations": record.annotations,
             "payload": record.payload,
         }
-        manifest_id = conn.scalar(writes.add_manifest, values) or conn.scalar(
-            writes.manifest_id, {"repository_id": repo_id, "digest": record.digest}
-        )
+        manifest_id = self._record_manifest(conn, values)
         references = [{"manifest_id": manifest_id, "digest": d, "is_manifest": False} for d in put.blobs]
         references += [{"manifest_id": manifest_id, "digest": d, "is_manifest": True} for d in put.manifests]
         if references:
@@ -580,6 +728,18 @@ class SQLIndex:
             tag = {"repository_id": repo_id, "manifest_id": manifest_id, "now": utcnow()}
             conn.execute(writes.set_tag, [{**tag, "name": name} for name in put.tags])
         write_entries(conn, outbox)
+
+    def _record_manifest(self, conn: Connection, values: dict[str, Any]) -> int:
+        """Insert the manifest's row, or hold the one there (a push of the same bytes again, to tag it);
+        a collector may delete that one as we look (PostgreSQL), and then we insert it afresh."""
+        key = {"repository_id": values["repository_id"], "digest": values["digest"]}
+        for _ in range(RECORD_ATTEMPTS):
+            manifest_id = conn.scalar(self._writes.add_manifest, values) or conn.scalar(
+                self._writes.hold_manifest, key
+            )
+            if manifest_id is not None:
+                return manifest_id
+        raise RuntimeError(f"manifest {values['digest']} kept disappearing while it was being recorded")
 
     async def delete_manifest(
         self,
@@ -637,15 +797,132 @@ class SQLIndex:
         # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
         return await self._transaction(_scalars, _UNREFERENCED_BLOBS, {"linked_before": linked_before})
 
-    async def forget_blob(self, digest: str, linked_before: datetime) -> bool:
-        return await self._transaction(self._forget_blob, digest, linked_before)
+    async def forget_blobs(
+        self, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        return await self._transaction(self._forget_blobs, digests, linked_before, delete_after)
 
-    def _forget_blob(self, conn: Connection, digest: str, linked_before: datetime) -> bool:
-        params = {"digest": digest, "linked_before": linked_before}
-        if conn.execute(self._writes.garbage_blob, params).first() is None:
+    def _forget_blobs(
+        self, conn: Connection, digests: Sequence[str], linked_before: datetime, delete_after: datetime
+    ) -> list[tuple[str, int]]:
+        forgotten = []
+        for digest in digests:
+            params = {"digest": digest, "linked_before": linked_before, "delete_after": delete_after}
+            size = conn.scalar(self._writes.lock_blob, params)
+            if size is None or conn.execute(self._writes.garbage_blob, params).first() is None:
+                continue
+            conn.execute(self._writes.unlink_everywhere, params)
+            conn.execute(self._writes.forget_blob, params)
+            conn.execute(self._writes.queue_delete, params)
+            forgotten.append((digest, size))
+        return forgotten
+
+    async def garbage_manifests(self, created_before: datetime, untagged: bool) -> list[tuple[str, str]]:
+        params = {"created_before": created_before, "untagged": untagged}
+        rows = await self._transaction(_all_rows, _GARBAGE_MANIFESTS, params)
+        return [(name, digest) for name, digest in rows]
+
+    async def forget_manifest(
+        self, repository: str, digest: str, created_before: datetime, untagged: bool
+    ) -> bool:
+        return await self._transaction(self._forget_manifest, repository, digest, created_before, untagged)
+
+    def _forget_manifest(
+        self, conn: Connection, repository: str, digest: str, created_before: datetime, untagged: bool
+    ) -> bool:
+        manifest_id = conn.scalar(self._writes.lock_manifest, {"repository": repository, "digest": digest})
+        if manifest_id is None:
             return False
-        conn.execute(self._writes.unlink_everywhere, params)
-        return conn.execute(self._writes.forget_blob, params).rowcount > 0
+        params = {"manifest_id": manifest_id, "created_before": created_before, "untagged": untagged}
+        if conn.execute(self._writes.garbage_manifest, params).first() is None:
+            return False
+        conn.execute(self._writes.delete_references_of, params)
+        conn.execute(self._writes.delete_manifest, params)
+        return True
+
+    async def hold_bytes(self, digest: str, until: datetime) -> None:
+        params = {"digest": digest, "delete_after": until}
+        await self._transaction(_execute, self._writes.queue_delete, params)
+
+    async def queue_orphan(self, digest: str, delete_after: datetime) -> bool:
+        return await self._transaction(self._queue_orphan, digest, delete_after)
+
+    def _queue_orphan(self, conn: Connection, digest: str, delete_after: datetime) -> bool:
+        if conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is not None:
+            return False
+        params = {"digest": digest, "delete_after": delete_after}
+        return conn.execute(self._writes.queue_orphan, params).rowcount > 0
+
+    async def delete_due_bytes(
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
+    ) -> list[str]:
+        deleted: list[str] = []
+        while True:
+            if self._sqlite:
+                loop = asyncio.get_running_loop()
+                taken = await self._transaction(self._delete_due_sync, now, delete, batch, loop)
+            else:
+                taken = await self._delete_due_async(now, delete, batch)
+            if taken is None:
+                return deleted
+            deleted += taken
+
+    def _delete_due_sync(
+        self,
+        conn: Connection,
+        now: datetime,
+        delete: Callable[[str], Awaitable[None]],
+        batch: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[str] | None:
+        """SQLite: on the writer thread, inside the write transaction that keeps every writer (and so
+        every `hold_bytes`) out until the store has deleted the bytes; `delete` runs on the event loop
+        meanwhile, and must not itself wait for an index write."""
+        due = list(conn.scalars(self._writes.due_deletes, {"now": now, "batch": batch}))
+        if not due:
+            return None
+        gone = [digest for digest in due if conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None]
+        asyncio.run_coroutine_threadsafe(_delete_all(delete, gone), loop).result()
+        conn.execute(self._writes.unqueue_delete, [{"digest": digest} for digest in due])
+        return gone
+
+    async def _delete_due_async(
+        self, now: datetime, delete: Callable[[str], Awaitable[None]], batch: int
+    ) -> list[str] | None:
+        """PostgreSQL: the queue rows stay locked (FOR UPDATE, skipped by other collectors) across the
+        store's deletes, so a writer's `hold_bytes` waits until the bytes are gone and publishes after."""
+        assert self._async_engine is not None
+        async with self._async_engine.begin() as conn:
+            due = list(await conn.scalars(self._writes.due_deletes, {"now": now, "batch": batch}))
+            if not due:
+                return None
+            gone = [digest for digest in due if await conn.scalar(_BLOB_ANYWHERE, {"digest": digest}) is None]
+            await _delete_all(delete, gone)
+            await conn.execute(self._writes.unqueue_delete, [{"digest": digest} for digest in due])
+            return gone
+
+    async def due_deletes(self, now: datetime) -> int:
+        # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.
+        return await self._transaction(_scalar, _DUE_DELETES, {"now": now})
+
+    @contextlib.asynccontextmanager
+    async def collector_lock(self) -> AsyncIterator[bool]:
+        if self._async_engine is None:
+            with _file_lock(_lock_path(self.url)) as held:
+                yield held
+            return
+        # A session lock on a connection of its own, kept for the whole run: released when it closes,
+        # so a collector that dies gives the lock up with its connection.
+        async with self._async_engine.connect() as conn:
+            held = bool(
+                await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": COLLECTOR_LOCK_KEY})
+            )
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": COLLECTOR_LOCK_KEY})
+                await conn.commit()
 
     # Scrub
 
@@ -758,6 +1035,35 @@ def _missing(conn: Connection, query: Select, repository_id: int | None, wanted:
 
 def _scalars(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:
     return list(conn.scalars(query, params))
+
+
+async def _delete_all(delete: Callable[[str], Awaitable[None]], digests: list[str]) -> None:
+    """The store deletes of one batch, side by side (each is a round trip on S3)."""
+    await asyncio.gather(*(delete(digest) for digest in digests))
+
+
+def _all_rows(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:
+    return list(conn.execute(query, params).all())
+
+
+def _lock_path(url: str) -> str:
+    """The collector's lock file, beside the SQLite database (so in data_dir)."""
+    return f"{make_url(url).database}.gc-lock"
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[bool]:
+    """An flock held while the context is open: True when taken, False when another process has it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _ids_updated_before(conn: Connection, before: datetime) -> list[str]:

@@ -2,7 +2,9 @@
 
 A blob becomes visible in a repository in one order only: bytes staged, digest verified by the store's
 commit, then linked in the index. A crash between any two steps leaves at worst an unreferenced file
-that garbage collection removes, never a visible blob that is wrong or incomplete.
+that garbage collection removes, never a visible blob that is wrong or incomplete. Before publishing, a
+writer holds the digest in the index, so a collector never deletes bytes being published (see
+registry/lifecycle/collector.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
 from registry.index import MetadataIndex, UploadBusy
 from registry.lifecycle.guards import Guards
+from registry.lifecycle.hooks import PUBLISH, Pause, no_pause
 from registry.services.sessions import SessionClaim, claim_session
 from registry.storage import BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
@@ -28,6 +31,9 @@ log = logging.getLogger("registry")
 # Repositories holding a blob that a mount without `from` considers.
 MOUNT_CANDIDATES = 100
 # ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
+# How long a writer's hold on a digest keeps a collector from deleting its bytes, should the writer die
+# between holding and linking: longer than any store takes to publish a blob.
+PUBLISH_HOLD = timedelta(hours=1)
 _CONTENT_RANGE = re.compile(r"(?:bytes )?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
@@ -102,6 +108,8 @@ class BlobService:
         upload_expiry: int,
         max_uploads: int = 0,
         guards: Guards | None = None,
+        link_refresh: float = 1800.0,
+        pause: Pause = no_pause,
     ) -> None:
         self.index = index
         # Quotas refuse a blob too large for its namespace before its bytes are read, where its size is
@@ -113,11 +121,22 @@ class BlobService:
         # Open sessions per repository (0: no limit). Checked, not reserved: concurrent POSTs may
         # overshoot by a few, which is fine for a limit meant to stop runaway clients.
         self.max_uploads = max_uploads
+        # A HEAD finding a blob linked longer ago than this many seconds (half the collector's grace)
+        # moves its link time to now: the client will likely reference it instead of pushing it.
+        self.link_refresh = timedelta(seconds=link_refresh)
+        self.pause = pause
 
     async def size(self, repository: str, digest: Digest) -> int:
         size = await self.index.blob_size(repository, str(digest))
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+        return size
+
+    async def found(self, repository: str, digest: Digest) -> int:
+        """`size` for a HEAD: a client about to reference the blob, so its link is kept fresh (a write
+        only when the link is older than `link_refresh`)."""
+        size = await self.size(repository, digest)
+        await self.index.refresh_link(repository, str(digest), datetime.now(UTC) - self.link_refresh)
         return size
 
     async def open(self, repository: str, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
@@ -177,13 +196,17 @@ class BlobService:
 
     async def mount(self, repository: str, digest: Digest, source: str) -> bool:
         """Link a blob of `source` into `repository`; False when it must be uploaded instead."""
-        size = await self.index.blob_size(source, str(digest))
+        size = await self.index.blob_size(source, str(digest))  # for the event; the mount re-checks
         if size is None:
             return False
         mounted = Event.now(
             Target.BLOB, Action.MOUNT, repository, digest=str(digest), size=size, from_repository=source
         )
-        await self.index.link_blob(repository, str(digest), size, outbox=self.events.outbox([mounted]))
+        if (
+            await self.index.mount_blob(source, repository, str(digest), self.events.outbox([mounted]))
+            is None
+        ):
+            return False  # forgotten by a collector since: the client uploads it
         self.events.emit(mounted)
         return True
 
@@ -275,6 +298,7 @@ class BlobService:
                 await self._check_room(repository, digest, writer.size + length)
             await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
             claim.check()
+            await self._hold(digest)
             try:
                 size = await writer.commit(digest)
             except RegistryError as error:
@@ -290,8 +314,15 @@ class BlobService:
         store takes the bytes in one go."""
         if length is not None:
             await self._check_room(repository, digest, length)
+        await self._hold(digest)
         size = await self.store.ingest(body, digest)
         await self._link_pushed(repository, digest, size)
+
+    async def _hold(self, digest: Digest) -> None:
+        """Keep collectors off the digest's bytes until our link (or PUBLISH_HOLD): called before the store
+        publishes them, it waits for a delete of them in progress to finish."""
+        await self.index.hold_bytes(str(digest), datetime.now(UTC) + PUBLISH_HOLD)
+        await self.pause(PUBLISH, str(digest))
 
     async def _link_pushed(
         self, repository: str, digest: Digest, size: int, upload_id: str | None = None

@@ -39,7 +39,7 @@ def test_repo_delete_forgets_the_repository_and_gc_takes_its_bytes(own_database:
     collected = run_registry("gc", "--grace", "0s", *data)
     assert collected.returncode == 0, collected.stderr
     # The doomed layer and the two configs of apps/gone; the shared layer stays for apps/kept.
-    assert collected.stdout.startswith("deleted 3 blob(s)")
+    assert collected.stdout.startswith("removed 0 manifest(s) and 3 blob(s)")
     server = RegistryProcess(tmp_path / "data", own_database).start()
     try:
         with server.client() as client:
