@@ -284,6 +284,10 @@ class MetadataIndex(Protocol):
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
+    async def upload_ids(self) -> list[str]:
+        """Every open upload session: the store's staged bytes of any other session are leftovers."""
+        ...
+
     async def expired_uploads(self, before: datetime) -> list[str]: ...
 
     async def get_manifest(self, repository: str, reference: str) -> ManifestRecord | None:

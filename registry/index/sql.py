@@ -86,6 +86,7 @@ _MANIFEST_COLUMNS = (
 # The read queries, with named parameters; see reads.py for how they run.
 _BLOB_TOTALS = select(func.count(), func.coalesce(func.sum(Blob.size), 0)).select_from(Blob)
 _OPEN_UPLOADS = select(func.count()).select_from(Upload)
+_UPLOAD_IDS = select(Upload.id)
 _BLOB_IN_REPOSITORY = (
     select(Blob.size)
     .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
@@ -670,6 +671,9 @@ class SQLIndex:
 
     async def delete_upload(self, upload_id: str) -> None:
         await self._transaction(_execute, self._writes.delete_upload, {"id": upload_id})
+
+    async def upload_ids(self) -> list[str]:
+        return await self._column(_UPLOAD_IDS)
 
     async def expired_uploads(self, before: datetime) -> list[str]:
         # Through the transaction path, not reads.py: the driver, not raw SQL, must bind the datetime.

@@ -113,11 +113,13 @@ class Collection:
         )
 
 
-async def stored_digests(store: BlobStore) -> AsyncIterator[Digest]:
-    """Every blob the store holds. The orphan sweep's one view of the store: when the store lists
-    modification times, this is where young bytes will be left out."""
-    async for digest in store.list_blobs():
-        yield digest
+async def stored_digests(store: BlobStore, published_before: datetime) -> AsyncIterator[Digest]:
+    """Every blob the store holds that was published before `published_before`: the orphan sweep's one
+    view of the store, which leaves out the bytes of a push still on its way to its record."""
+    limit = published_before.timestamp()
+    async for digest, published in store.list_blob_times():
+        if published <= limit:
+            yield digest
 
 
 class Collector:
@@ -205,7 +207,7 @@ class Collector:
         known = set(await self.index.blob_digests(None))
         delete_after = _now() + self.grace
         queued = 0
-        async for digest in stored_digests(self.store):
+        async for digest in stored_digests(self.store, _now() - self.grace):
             if str(digest) not in known and await self.index.queue_orphan(str(digest), delete_after):
                 log.info("gc: stored blob %s has no record: queued for deletion", digest)
                 queued += 1
@@ -219,7 +221,11 @@ class Collector:
         blobs = await self.index.unreferenced_blobs(now - self.grace)
         sizes = [await self.index.any_blob_size(digest) or 0 for digest in blobs]
         known = set(await self.index.blob_digests(None))
-        orphans = [digest async for digest in stored_digests(self.store) if str(digest) not in known]
+        orphans = [
+            digest
+            async for digest in stored_digests(self.store, now - self.grace)
+            if str(digest) not in known
+        ]
         due = await self.index.due_deletes(now)
         return Collection(len(manifests), len(blobs), sum(sizes), len(orphans), due, dry_run=True)
 

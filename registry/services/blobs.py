@@ -350,4 +350,7 @@ class BlobService:
         expired = await self.index.expired_uploads(before)
         for upload_id in expired:
             await self._discard(upload_id)
-        return len(expired) + await self.store.purge_ingest(before.timestamp())
+        # What sessions whose index row went without them left (a crash between the two deletes),
+        # S3 multipart uploads included: only staged bytes as old as an expired session's.
+        leftovers = await self.store.purge_uploads(before.timestamp(), set(await self.index.upload_ids()))
+        return len(expired) + leftovers + await self.store.purge_ingest(before.timestamp())
