@@ -205,7 +205,7 @@ def test_kubernetes_manifests_match_their_schemas() -> None:
         )
     pod = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]
     env = {item["name"]: item["value"] for item in pod["containers"][0]["env"] if "value" in item}
-    assert settings_of(env).auth == "token"
+    assert settings_of(env).auth.kind == "token"
     # The image's user: the uid the Dockerfile gives `registry`.
     uid = re.search(r"--uid (\d+)", DOCKERFILE.read_text())
     assert uid and pod["securityContext"]["runAsUser"] == int(uid.group(1))
