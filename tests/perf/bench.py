@@ -1217,9 +1217,9 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small blob, short loads (for development)")
     parser.add_argument("--big-mib", type=int, help="size of the big blob in MiB (default 1024, quick 128)")
-    parser.add_argument("--workers", type=int, help="pass --workers N to our server")
+    parser.add_argument("--workers", type=int, help="pass --server-workers N to our server")
     parser.add_argument(
-        "--server-engine",
+        "--server",
         choices=["granian", "hypercorn"],
         help="our HTTP engine (default: the registry's default)",
     )
