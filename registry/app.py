@@ -7,14 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.routing import Router
 
 from registry.api.common import http_error, registry_error
 from registry.api.failures import FailureBoundary
-from registry.api.gate import Gate, PrematchedRouter
+from registry.api.gate import ExceptionHandler, Gate
 from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import RegistryError
@@ -184,14 +185,12 @@ def create_app(settings: Settings) -> Starlette:
                 await registry.users.close()
             await registry.index.close()
 
-    app = Starlette(
-        lifespan=lifespan,
-        exception_handlers={
-            RegistryError: registry_error,
-            HTTPException: http_error,
-        },
-    )
-    app.router = PrematchedRouter(ROUTES, lifespan=lifespan, redirect_slashes=False)
+    exception_handlers: dict[Any, ExceptionHandler] = {
+        RegistryError: registry_error,
+        HTTPException: http_error,
+    }
+    app = Starlette(lifespan=lifespan, exception_handlers=exception_handlers)
+    app.router = Router(ROUTES, lifespan=lifespan, redirect_slashes=False)
     app.state.registry = registry
     check = None
     if registry.auth is not None:
@@ -199,7 +198,11 @@ def create_app(settings: Settings) -> Starlette:
 
         check = AccessCheck(registry.auth)
     app.add_middleware(
-        Gate, routes=ROUTES, read_only=settings.storage.maintenance.readonly.enabled, check=check
+        Gate,
+        routes=ROUTES,
+        read_only=settings.storage.maintenance.readonly.enabled,
+        check=check,
+        exception_handlers=exception_handlers,
     )
     if settings.limits.rate:
         # Outside the gate: failed logins count against the rate too.

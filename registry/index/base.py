@@ -233,6 +233,10 @@ class MetadataIndex(Protocol):
         """Size of a blob linked into the repository, or None."""
         ...
 
+    async def blob_link(self, repository: str, digest: str) -> tuple[int, datetime] | None:
+        """Size of a blob linked into the repository and its link time (see `refresh_link`), or None."""
+        ...
+
     async def repositories_holding(self, digest: str, limit: int) -> list[str]:
         """Up to `limit` repositories a blob is linked into, in name order (a mount without `from`)."""
         ...

@@ -8,7 +8,7 @@ import fcntl
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
@@ -89,6 +89,13 @@ _OPEN_UPLOADS = select(func.count()).select_from(Upload)
 _UPLOAD_IDS = select(Upload.id)
 _BLOB_IN_REPOSITORY = (
     select(Blob.size)
+    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
+)
+# A HEAD's lookup: the size, and the link time that says whether the HEAD must refresh it.
+_BLOB_LINK = (
+    select(Blob.size, RepositoryBlob.linked_at)
     .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
     .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
@@ -539,6 +546,10 @@ class SQLIndex:
     async def blob_size(self, repository: str, digest: str) -> int | None:
         row = await self._first(_BLOB_IN_REPOSITORY, repository=repository, digest=digest)
         return row[0] if row else None
+
+    async def blob_link(self, repository: str, digest: str) -> tuple[int, datetime] | None:
+        row = await self._first(_BLOB_LINK, repository=repository, digest=digest)
+        return (row[0], _instant(row[1])) if row else None
 
     async def repositories_holding(self, digest: str, limit: int) -> list[str]:
         return await self._column(_HOLDERS, digest=digest, limit=limit)
@@ -1044,6 +1055,13 @@ def _scalars(conn: Connection, query: Select, params: dict[str, Any]) -> list[An
 async def _delete_all(delete: Callable[[str], Awaitable[None]], digests: list[str]) -> None:
     """The store deletes of one batch, side by side (each is a round trip on S3)."""
     await asyncio.gather(*(delete(digest) for digest in digests))
+
+
+def _instant(value: datetime | str) -> datetime:
+    """A time column as the reader's driver returns it (SQLite: SQLAlchemy's text form, without the
+    zone; asyncpg: a datetime), as an aware UTC datetime."""
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 def _all_rows(conn: Connection, query: Select, params: dict[str, Any]) -> list[Any]:

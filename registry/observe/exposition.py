@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from registry.auth.passwords import Htpasswd, decoy_hash, verify_password
 from registry.index import MetadataIndex, Usage
+from registry.observe.batch import PENDING
 
 log = logging.getLogger("registry")
 USAGE_TTL = 30.0
@@ -121,6 +122,7 @@ class Exposition:
 
     async def render(self, failing: Mapping[str, str | None]) -> tuple[bytes, str]:
         """The exposition text and its content type; `failing` is what each readiness check found."""
+        PENDING.flush()  # this process's counts are exact; other workers' at most batch.DELAY late
         await self._storage_usage()
         gauges = _readiness_gauges(failing)
         if self._usage is not None:

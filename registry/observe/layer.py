@@ -50,8 +50,8 @@ class Observe:
             self.metrics = RequestMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" and self.access_log is not None:
-            await self.app(scope, receive, self._flushing(send, self.access_log))
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flushing(send))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -96,13 +96,16 @@ class Observe:
                 self.access_log.write(context, outcome)
             leave_request(token)
 
-    @staticmethod
-    def _flushing(send: Send, access_log: AccessLog) -> Send:
-        """The lifespan's send: the buffered access lines are written before the server shuts down."""
+    def _flushing(self, send: Send) -> Send:
+        """The lifespan's send: the buffered access lines and counts are written before the server
+        shuts down."""
 
         async def flushing_send(message: Message) -> None:
             if message["type"].startswith("lifespan.shutdown"):
-                access_log.flush()
+                if self.access_log is not None:
+                    self.access_log.flush()
+                if self.metrics is not None:
+                    self.metrics.flush()
             await send(message)
 
         return flushing_send

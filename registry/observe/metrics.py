@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from prometheus_client import Counter, Gauge, Histogram
 
 from registry.events import AnyEvent, CollectionFinished
+from registry.observe.batch import PENDING
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a manifest GET served from cache (a millisecond) to a large blob's upload (minutes).
@@ -108,6 +109,8 @@ class NotificationMetrics:
 
 
 class RequestMetrics:
+    """Each request's count, duration and bytes (through batch.PENDING: see there why)."""
+
     def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple] = {}
 
@@ -123,12 +126,16 @@ class RequestMetrics:
                 SENT.labels(route),
             )
         requests, durations, received_bytes, sent_bytes = children
-        requests.inc()
-        durations.observe(duration)
+        PENDING.inc(requests)
+        PENDING.observe(durations, duration)
         if received:
-            received_bytes.inc(received)
+            PENDING.inc(received_bytes, received)
         if sent:
-            sent_bytes.inc(sent)
+            PENDING.inc(sent_bytes, sent)
+
+    @staticmethod
+    def flush() -> None:
+        PENDING.flush()
 
 
 class EventMetrics:
@@ -146,6 +153,6 @@ class EventMetrics:
         if children is None:
             children = self._children[key] = (EVENTS.labels(*key), EVENT_BYTES.labels(*key))
         events, event_bytes = children
-        events.inc()
+        PENDING.inc(events)
         if event.size:
-            event_bytes.inc(event.size)
+            PENDING.inc(event_bytes, event.size)

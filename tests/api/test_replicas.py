@@ -1,7 +1,8 @@
 """The read path under several writers: two `registry serve` processes on one index and one blob store
 (as two workers of one server, or two replicas behind a load balancer). What one acknowledged, the other
-answers from its very next request: a tag moved, a manifest or blob deleted. No process keeps an answer
-of its own (see registry/index/reads.py), so there is nothing to wait for."""
+answers from its very next request: a tag moved, a manifest or blob deleted. A process keeps SQLite's
+answers only while the database's WAL header is unchanged (registry/index/reads.py), so there is
+nothing to wait for."""
 
 from __future__ import annotations
 

@@ -1,0 +1,120 @@
+"""The SQLite reader keeps answers only while the database is unchanged (registry/index/reads.py).
+
+Real SQLite files in WAL mode, written by other connections and by another process: what a commit
+changed is what the very next read answers. Which reads reached the database is seen through
+sqlite3's own trace hook on the reader's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
+from sqlalchemy.dialects import sqlite
+
+from registry.index.reads import SQLiteReader, _Unchanged
+
+TAGS = Table("tags", MetaData(), Column("name", String, primary_key=True), Column("target", Integer))
+BY_NAME = select(TAGS.c.target).where(TAGS.c.name == bindparam("name"))
+
+
+def _database(path: Path, journal: str = "wal") -> sqlite3.Connection:
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute(f"PRAGMA journal_mode={journal}")
+    writer.execute("CREATE TABLE tags (name TEXT PRIMARY KEY, target INTEGER)")
+    writer.execute("INSERT INTO tags VALUES ('latest', 1)")
+    return writer
+
+
+def _reader(path: Path) -> tuple[SQLiteReader, list[str]]:
+    reader = SQLiteReader(f"sqlite:///{path}", sqlite.dialect())
+    queries: list[str] = []
+    reader._connection.set_trace_callback(queries.append)
+    return reader, queries
+
+
+def _target(reader: SQLiteReader) -> int | None:
+    rows = asyncio.run(reader.all(BY_NAME, name="latest"))
+    return rows[0][0] if rows else None
+
+
+def test_unchanged_database_answers_from_memory(tmp_path: Path) -> None:
+    _database(tmp_path / "index.db")
+    reader, queries = _reader(tmp_path / "index.db")
+    assert [_target(reader) for _ in range(5)] == [1] * 5
+    assert len(queries) == 1
+
+
+def test_a_commit_by_another_connection_is_seen_at_once(tmp_path: Path) -> None:
+    writer = _database(tmp_path / "index.db")
+    reader, queries = _reader(tmp_path / "index.db")
+    assert _target(reader) == 1
+    writer.execute("UPDATE tags SET target = 2 WHERE name = 'latest'")
+    assert _target(reader) == 2
+    writer.execute("DELETE FROM tags")
+    assert _target(reader) is None
+    writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL starts over: a new header all the same
+    writer.execute("INSERT INTO tags VALUES ('latest', 3)")
+    assert _target(reader) == 3
+    assert len(queries) == 4
+
+
+def test_a_commit_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
+    _database(tmp_path / "index.db")
+    reader, _ = _reader(tmp_path / "index.db")
+    assert _target(reader) == 1
+    script = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+        "c.execute(\"UPDATE tags SET target = 7 WHERE name = 'latest'\")"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "index.db")], check=True)
+    assert _target(reader) == 7
+
+
+def test_without_wal_nothing_is_kept(tmp_path: Path) -> None:
+    writer = _database(tmp_path / "index.db", journal="delete")
+    reader, queries = _reader(tmp_path / "index.db")
+    assert _target(reader) == 1
+    writer.execute("UPDATE tags SET target = 2 WHERE name = 'latest'")
+    assert _target(reader) == 2
+    assert _target(reader) == 2
+    assert len(queries) == 3
+
+
+def test_large_answers_are_not_kept(tmp_path: Path) -> None:
+    writer = _database(tmp_path / "index.db")
+    writer.execute("INSERT INTO tags VALUES (?, 2)", ("x" * (_Unchanged.MAX_BYTES + 1),))
+    reader, queries = _reader(tmp_path / "index.db")
+    everything = select(TAGS.c.name, TAGS.c.target)
+    for _ in range(3):
+        assert len(asyncio.run(reader.all(everything))) == 2
+    assert len(queries) == 3
+
+
+def test_a_header_being_rewritten_keeps_nothing(tmp_path: Path) -> None:
+    """SQLite writes the header's second copy, then its first: while they differ there is no state to
+    file an answer under."""
+    shm = tmp_path / "index.db-shm"
+    shm.write_bytes(b"a" * 48 + b"a" * 48)
+    unchanged = _Unchanged(str(shm))
+    assert unchanged.now() == b"a" * 96
+    with shm.open("r+b") as file:
+        file.seek(48)
+        file.write(b"b" * 48)
+    assert unchanged.now() is None
+    unchanged.close()
+
+
+@pytest.mark.parametrize("answers", [_Unchanged.MAX_ENTRIES + 10])
+def test_entries_are_bounded(tmp_path: Path, answers: int) -> None:
+    _database(tmp_path / "index.db")
+    reader, _ = _reader(tmp_path / "index.db")
+    for number in range(answers):
+        asyncio.run(reader.all(BY_NAME, name=f"tag{number}"))
+    assert reader._unchanged is not None
+    assert len(reader._unchanged._answers) == _Unchanged.MAX_ENTRIES
