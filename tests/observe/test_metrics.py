@@ -35,6 +35,15 @@ def value(found: dict[tuple[str, frozenset], float], name: str, **labels: str) -
     return found.get((name, frozenset(labels.items())), 0.0)
 
 
+def _settled(found: dict[tuple[str, frozenset], float], pulls: int) -> bool:
+    histogram = dict(route="get_manifest", method="GET")
+    return (
+        value(found, "registry_http_requests_total", **REQUESTS) == pulls
+        and value(found, "registry_http_request_duration_seconds_count", **histogram) == pulls
+        and value(found, "registry_events_total", target="manifest", action="pull") == pulls
+    )
+
+
 def _workers_with_metrics(directory: Path) -> set[str]:
     """The processes that have recorded a counter: each writes its own `counter_<pid>.db`."""
     return {path.stem.partition("_")[2] for path in directory.glob("counter_*.db")}
@@ -66,11 +75,9 @@ def test_push_and_pull_add_up_across_two_workers(
         # The worker answering /metrics adds its own counts first; the other's arrive within DELAY.
         deadline = time.monotonic() + 3 * DELAY
         found = samples(client.get("/metrics").text)
-        counted = value(found, "registry_http_requests_total", **REQUESTS)
-        while counted < pulls and time.monotonic() < deadline:
+        while not _settled(found, pulls) and time.monotonic() < deadline:
             time.sleep(DELAY / 10)
             found = samples(client.get("/metrics").text)
-            counted = value(found, "registry_http_requests_total", **REQUESTS)
 
     assert value(found, "registry_events_total", target="manifest", action="pull") == pulls
     assert value(found, "registry_event_bytes_total", target="manifest", action="pull") == pulls * len(body)
