@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from registry.build.layers import BuiltLayer
-from registry.client.media import OCI_CONFIG, layer_type_for
+from registry.client.media import blob_descriptor, image_manifest, layer_type_for
 from registry.client.platforms import Platform
 from registry.client.store import ImageStore, LayerRef, LocalImage
-from registry.types import OCI_MANIFEST
 
 
 def timestamp(epoch: int | None) -> str:
@@ -125,17 +124,5 @@ class ImageState:
                 store.tag(image, reference)
             return image
         config = self.config_bytes()
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": OCI_CONFIG,
-                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                "size": len(config),
-            },
-            "layers": [
-                {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
-                for layer in self.layers
-            ],
-        }
-        return store.add_image(reference, _serialize(manifest), config)
+        layers = (blob_descriptor(layer.media_type, layer.digest, layer.size) for layer in self.layers)
+        return store.add_image(reference, _serialize(image_manifest(config, layers)), config)

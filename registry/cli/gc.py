@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 from datetime import timedelta
 from typing import Any
 
 from registry.cli.options import add_settings_arguments, settings_from
 from registry.cli.prepare import prepare, require_blob_store
 from registry.cli.retention import run_retention
-
-_DURATION = re.compile(r"(?:[0-9]{1,9}[smhd])+")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from registry.settings.values import parse_duration
 
 
 def register(commands: Any) -> None:
@@ -37,19 +34,20 @@ def register(commands: Any) -> None:
     gc.set_defaults(run=run_gc)
 
 
-def parse_duration(text: str) -> timedelta:
-    """`1h30m`-style durations (s, m, h, d); a ValueError naming the option otherwise, shown in one line."""
-    if not _DURATION.fullmatch(text):
+def parse_grace(text: str) -> timedelta:
+    """`--grace`, read as any duration setting is (`1h30m`, `2d`, `0s`, seconds); a ValueError naming the
+    option otherwise, shown in one line."""
+    seconds = parse_duration(text)
+    if seconds is None:
         raise ValueError(f"--grace {text!r} is not a duration such as 30m, 1h, 2d or 0s")
-    pieces = re.findall(r"([0-9]+)([smhd])", text)
-    return timedelta(seconds=sum(int(number) * _UNIT_SECONDS[unit] for number, unit in pieces))
+    return timedelta(seconds=seconds)
 
 
 def run_gc(args: argparse.Namespace) -> int:
     from registry.app import Registry
     from registry.lifecycle.collector import Collector
 
-    grace = parse_duration(args.grace) if args.grace is not None else None
+    grace = parse_grace(args.grace) if args.grace is not None else None
     settings = settings_from(args)
     require_blob_store(settings)  # with the index in PostgreSQL, a mistyped --data-dir shows only here
     prepare(settings)

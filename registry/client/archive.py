@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from registry.client import reference as references
-from registry.client.media import OCI_CONFIG, layer_type_for
+from registry.client.media import blob_descriptor, image_manifest, layer_type_for
 from registry.client.platforms import Platform, choose
 from registry.client.store import ImageStore, LocalImage, StoreError, sha256_file
 from registry.types import INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
@@ -168,14 +168,9 @@ def _load_docker(store: ImageStore, work: Path) -> list[str]:
                 with open(path, "rb") as stream:
                     media_type = layer_type_for(stream.read(8))
                 digest, size = _move_in(store, path)
-                moved[key] = {"mediaType": media_type, "digest": digest, "size": size}
+                moved[key] = blob_descriptor(media_type, digest, size)
             layers.append(moved[key])
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": store.write_blob(config), "size": len(config)},
-            "layers": layers,
-        }
+        manifest = image_manifest(config, layers)
         names = [references.normalize(tag) for tag in entry.get("RepoTags") or []]
         image = store.add_image(names[0] if names else None, json.dumps(manifest).encode(), config)
         for name in names[1:]:

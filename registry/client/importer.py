@@ -24,10 +24,9 @@ from typing import Any, BinaryIO, Final, Protocol
 
 import zstandard
 
-from registry.client.media import GZIP_MAGIC, OCI_CONFIG, OCI_LAYER_GZIP, ZSTD_MAGIC
+from registry.client.media import GZIP_MAGIC, OCI_LAYER_GZIP, ZSTD_MAGIC, blob_descriptor, image_manifest
 from registry.client.platforms import Platform
 from registry.client.store import ImageStore, LocalImage, StoreError
-from registry.types import OCI_MANIFEST
 
 _PIECE: Final = 1 << 20
 _GZIP_LEVEL: Final = 6  # Go's gzip.DefaultCompression, what Docker pushes with
@@ -178,16 +177,7 @@ def import_rootfs(
                 "history": [history],
             }
             config_bytes = json.dumps(config).encode()
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
-                    "size": len(config_bytes),
-                },
-                "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": size}],
-            }
+            manifest = image_manifest(config_bytes, [blob_descriptor(OCI_LAYER_GZIP, digest, size)])
             store.commit_blob(staged, digest, verified=True)
             return store.add_image(reference, json.dumps(manifest).encode(), config_bytes)
         finally:

@@ -14,27 +14,19 @@ import functools
 import re
 from datetime import timedelta
 
-_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+from registry.settings import values
+
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?i?b?)", re.IGNORECASE)
 _REPOSITORY_GLOB = re.compile(r"[a-z0-9._/*?-]{1,255}")
 _SIZE_FACTORS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5}
 
 
 def parse_duration(text: str, setting: str) -> timedelta:
-    """Seconds as a number, or `30d`, `1h30m`, `2w` (s, m, h, d, w); a ValueError naming the setting."""
-    text = str(text).strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        if not _DURATION.fullmatch(text):
-            raise ValueError(
-                f"setting {setting!r}: {text!r} is not a duration such as 3600, 30m, 12h, 7d or 2w"
-            ) from None
-        seconds = sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-    if not 0 <= seconds < 1e12:
-        raise ValueError(f"setting {setting!r}: {text!r} is not a duration of 0 or more")
+    """Seconds as a number, or `30d`, `1h30m`, `2w` (as `settings.values.parse_duration` reads any duration
+    setting); a ValueError naming the setting."""
+    seconds = values.parse_duration(str(text))
+    if seconds is None:
+        raise ValueError(f"setting {setting!r}: {text!r} is not a duration such as 3600, 30m, 12h, 7d or 2w")
     return timedelta(seconds=seconds)
 
 

@@ -18,9 +18,15 @@ import yaml
 ENV_PREFIX = "REGISTRY_"
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
-# Go's duration syntax, as Distribution writes times (`interval: 10s`, `age: 168h`, `1h30m`).
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's duration syntax, as Distribution writes times (`interval: 10s`, `age: 168h`, `1h30m`), and days
+# and weeks besides, as retention rules and `registry gc --grace` are written (`30d`, `2w`).
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w)")
+_DURATION_UNITS = {
+    **{"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0},
+    **{"d": 86400.0, "w": 7 * 86400.0},
+}
+# Some 31,700 years: a longer duration is a slip of the keyboard, and would not fit a timedelta.
+_LONGEST_DURATION = 1e12
 
 
 def setting(
@@ -158,12 +164,18 @@ def check_range(leaf: Leaf, value: object) -> str | None:
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds in a Go duration (`10s`, `1h30m`, `250ms`), or None when `text` is not one."""
+    """Seconds in `text`: a number of them (`90`, `1.5`) or a Go duration, days and weeks allowed (`250ms`,
+    `1h30m`, `7d`, `2w`). None when it is neither, or is negative or absurdly long: every setting and flag
+    that takes a duration reads it here, and says in its own words what to write instead."""
     text = text.strip()
-    parts = list(_DURATION_PART.finditer(text))
-    if not parts or "".join(part[0] for part in parts) != text:
-        return None
-    return sum(float(part[1]) * _DURATION_UNITS[part[2]] for part in parts)
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = list(_DURATION_PART.finditer(text))
+        if not parts or "".join(part[0] for part in parts) != text:
+            return None
+        seconds = sum(float(part[1]) * _DURATION_UNITS[part[2]] for part in parts)
+    return seconds if 0 <= seconds < _LONGEST_DURATION else None  # NaN fails both
 
 
 class Duration(float):
@@ -175,13 +187,10 @@ class Duration(float):
 
     def __new__(cls, value: object = 0.0) -> Duration:
         if isinstance(value, str):
-            try:
-                return super().__new__(cls, float(value))
-            except ValueError:
-                seconds = parse_duration(value)
-                if seconds is None:
-                    raise ValueError(cls.MISTAKE.format(value)) from None
-                return super().__new__(cls, seconds)
+            seconds = parse_duration(value)
+            if seconds is None:
+                raise ValueError(cls.MISTAKE.format(value))
+            return super().__new__(cls, seconds)
         return super().__new__(cls, value)  # type: ignore[arg-type]
 
 
@@ -189,19 +198,10 @@ def coerce(leaf: Leaf, value: Any) -> Any:
     """`value` (YAML data, or text from the environment or a flag) as `leaf`'s type."""
     if leaf.duration and isinstance(value, str):
         seconds = parse_duration(value)
-        if seconds is not None:
-            value = round(seconds) if _bare(leaf.kind) is int else seconds
-        elif not _is_number(value):
+        if seconds is None:
             raise ValueError(f"setting {leaf.key!r}: {Duration.MISTAKE.format(value)}")
+        value = round(seconds) if _bare(leaf.kind) is int else seconds
     return _coerce(leaf.key, leaf.kind, value)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:

@@ -165,7 +165,7 @@ def test_serve_collects_in_the_background(tmp_path: Path, own_database: str) -> 
         server.stop()
 
 
-@pytest.mark.parametrize("grace", ["soon", "-1h", "1y", "", "1.5h"])
+@pytest.mark.parametrize("grace", ["soon", "-1h", "1y", "", "1h 30m"])
 def test_gc_refuses_a_bad_grace_in_one_line(tmp_path: Path, grace: str) -> None:
     result = _gc(tmp_path / "data", "", f"--grace={grace}")
     assert result.returncode == 2
