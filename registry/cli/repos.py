@@ -12,15 +12,18 @@ import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.cli.failures import database_errors, first_line, shown
 from registry.cli.options import add_settings_arguments, settings_from
 from registry.cli.prepare import require_index
 from registry.client.units import human_size
 from registry.lifecycle.settings import is_repository_glob
-from registry.services.repositories import RepositoryService, Usage
 from registry.types import is_valid_name
+
+if TYPE_CHECKING:
+    # Not at run time: every `registry` command imports this module, and services load SQLAlchemy.
+    from registry.services.repositories import RepositoryService, Usage
 
 T = TypeVar("T")
 
@@ -46,6 +49,7 @@ def _with_repositories(args: argparse.Namespace, work: Callable[[RepositoryServi
     """Run `work` on the repositories service of the registry the settings name; a database failure is
     one line naming the index."""
     from registry.index import SQLIndex
+    from registry.services.repositories import RepositoryService
 
     settings = settings_from(args)
     require_index(settings)

@@ -3,8 +3,13 @@ they are enabled) or, with `retention.enabled`, delete it before the blobs are c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from registry.config import Settings
-from registry.index import MetadataIndex
+
+if TYPE_CHECKING:
+    # Not at run time: every `registry` command imports this module, and the index loads SQLAlchemy.
+    from registry.index import MetadataIndex
 
 
 async def run_retention(index: MetadataIndex, settings: Settings, dry_run: bool) -> None:

@@ -59,8 +59,10 @@ def _child_main(work: Callable[[Settings], None], settings: Settings) -> None:
 
 def _run_in_child(work: Callable[[Settings], None], settings: Settings) -> None:
     """Run start-up work in a short-lived process: what it imports (SQLAlchemy, Alembic) then never
-    weighs on the long-lived process that supervises the workers."""
-    child = multiprocessing.get_context("spawn").Process(target=_child_main, args=(work, settings))
+    weighs on the long-lived process that supervises the workers. Forked, not spawned: nothing runs
+    in a second thread yet, and a spawn would leave multiprocessing's resource tracker process
+    (13 MiB) running beside the server for its whole life."""
+    child = multiprocessing.get_context("fork").Process(target=_child_main, args=(work, settings))
     child.start()
     child.join()
     if child.exitcode:

@@ -36,6 +36,8 @@ from sqlalchemy.sql import Select
 # A query on the index's own tables: a database that lost them (a new empty file, a dropped database)
 # fails it, as it fails every request.
 _CHECK = "SELECT 1 FROM repositories LIMIT 1"
+# A read of any database: it opens the WAL index.
+_HOLD = "SELECT count(*) FROM sqlite_master"
 
 
 class Reader(Protocol):
@@ -90,14 +92,16 @@ class _Unchanged:
     MAX_ENTRIES = 4096
     MAX_BYTES = 64 * 1024
 
-    def __init__(self, shm: str) -> None:
-        fd = os.open(shm, os.O_RDONLY)
-        try:
-            self._header = mmap.mmap(fd, self.HEADER, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
+    def __init__(self, header: mmap.mmap) -> None:
+        self._header = header
         self._seen = b""
         self._answers: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+
+    @classmethod
+    def of(cls, shm: str) -> _Unchanged | None:
+        """Over the WAL index file `shm`, or None where there is none to map."""
+        header = _map_header(shm, cls.HEADER)
+        return None if header is None else cls(header)
 
     def now(self) -> bytes | None:
         """The header, or None while a commit is rewriting it."""
@@ -119,8 +123,25 @@ class _Unchanged:
         if size <= self.MAX_BYTES:
             self._answers[key] = rows
 
-    def close(self) -> None:
-        self._header.close()
+
+# Each WAL index file mapped in this process, by device and inode, with the descriptor it was mapped
+# from. Never closed: closing any descriptor of a file drops every POSIX lock the process holds on it,
+# SQLite's own included, and without its lock on the `-shm` file another process opening the database
+# takes it for abandoned and empties it, under every mapping of it (a bus error; seen).
+_MAPPED: dict[tuple[int, int], tuple[int, mmap.mmap | None]] = {}
+
+
+def _map_header(shm: str, size: int) -> mmap.mmap | None:
+    try:
+        status = os.stat(shm)
+    except FileNotFoundError:
+        return None
+    key = (status.st_dev, status.st_ino)
+    if key not in _MAPPED:
+        fd = os.open(shm, os.O_RDONLY)
+        mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ) if os.fstat(fd).st_size >= size else None
+        _MAPPED[key] = (fd, mapped)
+    return _MAPPED[key][1]
 
 
 class SQLiteReader:
@@ -131,10 +152,14 @@ class SQLiteReader:
         self._connection.execute("PRAGMA busy_timeout=5000")
         self._statements = _Statements(dialect)
         self._unchanged: _Unchanged | None = None
-        # The first read maps the WAL index; only a database in WAL mode has one (the index sets it).
+        # Only a database in WAL mode has a WAL index (the index sets the mode). It is mapped here only
+        # once this connection has read, and so holds the `-shm` file open itself: SQLite empties that
+        # file when a process opens a database no other connection holds, and a mapping of it would
+        # then fault (a worker mapping the file another worker was just setting up did).
         mode = self._connection.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode == "wal" and path and os.path.exists(f"{path}-shm"):
-            self._unchanged = _Unchanged(f"{path}-shm")
+        self._connection.execute(_HOLD).fetchall()
+        if mode == "wal" and path:
+            self._unchanged = _Unchanged.of(f"{path}-shm")
 
     async def all(self, query: Select, **params: Any) -> list[tuple[Any, ...]]:
         compiled = self._statements(query)
@@ -160,8 +185,7 @@ class SQLiteReader:
             connection.close()
 
     async def close(self) -> None:
-        if self._unchanged is not None:
-            self._unchanged.close()
+        self._unchanged = None  # its mapping stays: see _MAPPED
         self._connection.close()
 
 

@@ -64,16 +64,52 @@ def test_a_commit_by_another_connection_is_seen_at_once(tmp_path: Path) -> None:
     assert len(queries) == 4
 
 
-def test_a_commit_by_another_process_is_seen_at_once(tmp_path: Path) -> None:
-    _database(tmp_path / "index.db")
+def test_commits_by_other_processes_are_seen_at_once(tmp_path: Path) -> None:
+    """Each process opens the database while this one holds it: SQLite must see this process's lock
+    on the `-shm` file, or it empties that file (a bus error under a mapping of it) and, closing,
+    deletes it, so that the next process's commits would go to a new file no mapping here sees."""
+    _database(tmp_path / "index.db").close()
     reader, _ = _reader(tmp_path / "index.db")
     assert _target(reader) == 1
     script = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
-        "c.execute(\"UPDATE tags SET target = 7 WHERE name = 'latest'\")"
+        "c.execute('UPDATE tags SET target = ? WHERE name = ?', (int(sys.argv[2]), 'latest')); c.close()"
     )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "index.db")], check=True)
-    assert _target(reader) == 7
+    for target in (7, 8, 9):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "index.db"), str(target)], check=True)
+        assert _target(reader) == target
+
+
+# SQLite's "dead man switch": every process using the WAL index holds a shared lock on this byte of the
+# `-shm` file; one that finds it free takes the file for abandoned and empties it.
+_DEAD_MAN_SWITCH = 128
+_TRY_EXCLUSIVE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def test_mapping_the_header_keeps_sqlites_hold_on_the_wal_index(tmp_path: Path) -> None:
+    _database(tmp_path / "index.db").close()
+    reader, _ = _reader(tmp_path / "index.db")
+    assert reader._unchanged is not None
+    for _ in range(2):
+        assert _target(reader) == 1
+        held = subprocess.run(
+            [sys.executable, "-c", _TRY_EXCLUSIVE, str(tmp_path / "index.db-shm"), str(_DEAD_MAN_SWITCH)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert held.stdout.strip() == "held"
+        asyncio.run(reader.close())  # the mapping outlives the reader: see reads._MAPPED
+        reader, _ = _reader(tmp_path / "index.db")
 
 
 def test_without_wal_nothing_is_kept(tmp_path: Path) -> None:
@@ -101,13 +137,13 @@ def test_a_header_being_rewritten_keeps_nothing(tmp_path: Path) -> None:
     file an answer under."""
     shm = tmp_path / "index.db-shm"
     shm.write_bytes(b"a" * 48 + b"a" * 48)
-    unchanged = _Unchanged(str(shm))
+    unchanged = _Unchanged.of(str(shm))
+    assert unchanged is not None
     assert unchanged.now() == b"a" * 96
     with shm.open("r+b") as file:
         file.seek(48)
         file.write(b"b" * 48)
     assert unchanged.now() is None
-    unchanged.close()
 
 
 @pytest.mark.parametrize("answers", [_Unchanged.MAX_ENTRIES + 10])
