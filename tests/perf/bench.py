@@ -1185,17 +1185,19 @@ class Op:
     higher_is_better: bool = True
 
 
+# Targets: issue 11's ratios to Distribution in the same run (meeting them means passing zot, whose own
+# ratios were 12.2x on manifest GETs and 4.6x on 1 MiB GETs); peak RSS at most Distribution's + 40 MiB.
 OPS = [
-    Op("push_monolithic", "blob push, monolithic", "MB/s", 1.0),
-    Op("push_chunked", "blob push, 16 MiB chunks", "MB/s", 1.3),
-    Op("pull", "blob pull", "MB/s", 0.9),
-    Op("manifest_get", "manifest GET by tag (c=64)", "req/s", 3.0),
-    Op("blob_head", "blob HEAD (c=64)", "req/s", 3.0),
-    Op("blob_get_1mib", "1 MiB blob GET (c=16)", "req/s", 1.0),
-    Op("manifest_put", "manifest PUT (c=16)", "req/s", 2.0),
-    Op("small_push", "small-blob push (c=16)", "blobs/s", 2.0),
+    Op("push_monolithic", "blob push, monolithic", "MB/s", 1.5),
+    Op("push_chunked", "blob push, 16 MiB chunks", "MB/s", 1.6),
+    Op("pull", "blob pull", "MB/s", 1.0),
+    Op("manifest_get", "manifest GET by tag (c=64)", "req/s", 14.0),
+    Op("blob_head", "blob HEAD (c=64)", "req/s", 12.0),
+    Op("blob_get_1mib", "1 MiB blob GET (c=16)", "req/s", 5.0),
+    Op("manifest_put", "manifest PUT (c=16)", "req/s", 3.0),
+    Op("small_push", "small-blob push (c=16)", "blobs/s", 3.0),
     Op("small_push_2req", "  same, POST + PUT (info)", "blobs/s", 0.0),
-    Op("peak_rss", "peak RSS (server tree)", "MiB", 200.0, higher_is_better=False),
+    Op("peak_rss", "peak RSS (server tree)", "MiB", 40.0, higher_is_better=False),
 ]
 
 
@@ -1552,8 +1554,8 @@ def main() -> int:
         ours_v, theirs_v = results[op.key].get("ours"), results[op.key].get("theirs")
         if op.key == "peak_rss":
             ratio = None
-            target = f"<= {op.target:g} MiB"
-            met = None if ours_v is None else ours_v <= op.target
+            target = f"<= D+{op.target:g}"
+            met = None if ours_v is None or theirs_v is None else ours_v <= theirs_v + op.target
         else:
             ratio = ours_v / theirs_v if ours_v and theirs_v else None
             target = f">= {op.target:g}" if op.target else ""
