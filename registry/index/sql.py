@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,6 +60,7 @@ from registry.index.models import (
 )
 from registry.index.outbox import SQLOutbox, write_entries
 from registry.index.reads import Reader, open_reader
+from registry.index.writer import GroupWriter
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -459,9 +459,8 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
 class SQLIndex:
     """Writes are plain synchronous transaction functions over a SQLAlchemy `Connection`.
 
-    On SQLite they run whole on one writer thread: one thread hop per transaction rather than one
-    per statement, and this process's writers queue there instead of sleeping in SQLite's busy
-    handler. On PostgreSQL the same functions run on the async engine through `run_sync`.
+    On SQLite they run whole on one writer thread, those waiting together committed as one
+    (writer.py). On PostgreSQL the same functions run on the async engine through `run_sync`.
     Reads go through reads.py.
     """
 
@@ -469,12 +468,11 @@ class SQLIndex:
         self.url = url
         self._sqlite = url.startswith("sqlite")
         self._async_engine: AsyncEngine | None = None
-        self._sync_engine: Engine | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: GroupWriter | None = None
         if self._sqlite:
-            self._sync_engine = _create_sqlite_writer(url)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-            self._dialect: Dialect = self._sync_engine.dialect
+            engine = _create_sqlite_writer(url)
+            self._writer = GroupWriter(engine)
+            self._dialect: Dialect = engine.dialect
         else:
             self._async_engine = create_engine(url)
             self._dialect = self._async_engine.dialect
@@ -495,9 +493,8 @@ class SQLIndex:
             await self._reader.close()
         if self._async_engine is not None:
             await self._async_engine.dispose()
-        if self._sync_engine is not None and self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._sync_engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
     async def check(self) -> None:
         assert self._reader is not None, "SQLIndex.open() was not awaited"
@@ -509,14 +506,8 @@ class SQLIndex:
         return Usage(blobs=int(blobs), blob_bytes=int(stored), uploads=int(uploads))
 
     async def _transaction(self, work: Callable[..., T], *args: Any) -> T:
-        if self._sync_engine is not None:
-            engine = self._sync_engine
-
-            def run() -> T:
-                with engine.begin() as conn:
-                    return work(conn, *args)
-
-            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        if self._writer is not None:
+            return await self._writer.run(work, *args)
         assert self._async_engine is not None
         async with self._async_engine.begin() as conn:
             return await conn.run_sync(work, *args)
