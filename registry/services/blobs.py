@@ -312,6 +312,7 @@ class BlobService:
                     await self._discard(upload_id)
                 raise
             await self._link_pushed(repository, digest, size, upload_id)
+            claim.ended = True
 
     async def upload(
         self, repository: str, digest: Digest, body: AsyncIterator[bytes], length: int | None = None

@@ -82,6 +82,9 @@ class SessionClaim:
         self.generation = generation
         self._valid_until = time.monotonic() + LEASE_SECONDS - SAFETY_MARGIN
         self._lost = False
+        # Set when the session itself is gone (its blob linked, which deletes the session's row):
+        # then there is no claim left to give back, and no write to spend on it.
+        self.ended = False
         self._keeper = asyncio.ensure_future(self._keep())
 
     async def _keep(self) -> None:
@@ -112,6 +115,8 @@ class SessionClaim:
         self._keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._keeper
+        if self.ended:
+            return True
         return await self.index.release_upload(self.upload_id, self.writer)
 
 
