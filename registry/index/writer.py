@@ -53,7 +53,12 @@ class GroupWriter:
                 works = [(work, args) for work, args, _ in group]
                 try:
                     outcomes = await loop.run_in_executor(self._thread, self._commit, works)
-                except BaseException as error:  # the thread is gone (shutdown): nobody waits forever
+                except asyncio.CancelledError:  # the loop is closing: nobody may wait forever
+                    for _, _, answer in [*group, *self._waiting]:
+                        answer.cancel()
+                    self._waiting = []
+                    raise
+                except Exception as error:  # the thread is gone (closed): the same for every caller
                     outcomes = [(False, error)] * len(group)
                 for (_, _, answer), (ok, value) in zip(group, outcomes, strict=True):
                     if answer.done():  # its caller went away; the transaction ran all the same
