@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from registry.api.common import digest_param, repository, require_deletes, services
+from registry.api.common import PreparedResponse, digest_param, repository, require_deletes, services
 from registry.api.pathsend import PATHSEND, PathSendResponse
 from registry.errors import ErrorCode, RegistryError
 
@@ -43,22 +43,23 @@ async def get_blob(request: Request) -> Response:
     name, digest = repository(request), digest_param(request)
     blobs = services(request).blobs
     size = await (blobs.found if request.method == "HEAD" else blobs.size)(name, digest)
-    headers = {
-        "Docker-Content-Digest": str(digest),
-        "ETag": f'"{digest}"',
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "max-age=31536000",
-        "Content-Type": "application/octet-stream",
-    }
     wanted = _byte_range(request.headers.get("range"), size)
     start, end = wanted or (0, size)
-    headers["Content-Length"] = str(end - start)
+    quoted = str(digest).encode()
+    headers = [
+        (b"docker-content-digest", quoted),
+        (b"etag", b'"' + quoted + b'"'),
+        (b"accept-ranges", b"bytes"),
+        (b"cache-control", b"max-age=31536000"),
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(end - start).encode()),
+    ]
     status = 200
     if wanted is not None:
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers.append((b"content-range", f"bytes {start}-{end - 1}/{size}".encode()))
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
+        return PreparedResponse(status, headers)
     url = blobs.redirect(name, digest, size)
     if url is not None:
         # The client repeats the request (Range included) at the bucket, as with Distribution's redirect.
@@ -70,7 +71,9 @@ async def get_blob(request: Request) -> Response:
         if path is not None:
             return PathSendResponse(path, headers)
     body = await blobs.open(name, digest, start, end)
-    return StreamingResponse(body, status_code=status, headers=headers)
+    streaming = StreamingResponse(body, status_code=status)
+    streaming.raw_headers = headers  # complete already, as PreparedResponse's
+    return streaming
 
 
 async def delete_blob(request: Request) -> Response:

@@ -4,7 +4,6 @@ through Python, which is what makes large pulls cheap; servers without it get a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.responses import Response
@@ -14,10 +13,13 @@ PATHSEND = "http.response.pathsend"
 
 
 class PathSendResponse(Response):
-    """A 200 whose body is the whole file at `path`; `headers` must give its Content-Length."""
+    """A 200 whose body is the whole file at `path`; `headers` (complete, as the ASGI message carries
+    them) must give its Content-Length."""
 
-    def __init__(self, path: Path, headers: Mapping[str, str]) -> None:
-        super().__init__(status_code=200, headers=headers)
+    def __init__(self, path: Path, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = headers
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,7 +1,7 @@
 """Where a small request's CPU goes in our own code: the same request entering the ASGI stack at each
 layer, in-process, no server and no socket. A script, not a pytest test:
 
-    python tests/perf/layers.py [--requests N] [--repeats N]
+    python tests/perf/layers.py [--requests N] [--repeats N] [--no-access-log] [--no-metrics]
 
 It makes a registry in a temporary folder (default settings: SQLite, filesystem, metrics and access
 log on, the access log sent to /dev/null), pushes one small image through the app itself, then times
@@ -177,11 +177,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-access-log", action="store_true", help="log.accesslog.disabled: true")
+    parser.add_argument("--no-metrics", action="store_true", help="http.debug.prometheus.enabled: false")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="registry-layers-") as data:
         for name in [name for name in os.environ if name.startswith("REGISTRY_")]:
             del os.environ[name]
         os.environ["REGISTRY_DATA_DIR"] = data
+        if args.no_access_log:
+            os.environ["REGISTRY_LOG_ACCESSLOG_DISABLED"] = "true"
+        if args.no_metrics:
+            os.environ["REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED"] = "false"
         subprocess.run([sys.executable, "-m", "registry", "migrate", "--create"], cwd=ROOT, check=True)
         with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
             import uvloop
