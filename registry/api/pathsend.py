@@ -6,20 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from registry.api.common import PreparedResponse
 
 PATHSEND = "http.response.pathsend"
 
 
-class PathSendResponse(Response):
+class PathSendResponse(PreparedResponse):
     """A 200 whose body is the whole file at `path`; `headers` (complete, as the ASGI message carries
     them) must give its Content-Length."""
 
     def __init__(self, path: Path, headers: list[tuple[bytes, bytes]]) -> None:
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = headers
+        super().__init__(200, headers)
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

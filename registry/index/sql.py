@@ -87,13 +87,6 @@ _MANIFEST_COLUMNS = (
 _BLOB_TOTALS = select(func.count(), func.coalesce(func.sum(Blob.size), 0)).select_from(Blob)
 _OPEN_UPLOADS = select(func.count()).select_from(Upload)
 _UPLOAD_IDS = select(Upload.id)
-_BLOB_IN_REPOSITORY = (
-    select(Blob.size)
-    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-    .join(Repository, Repository.id == RepositoryBlob.repository_id)
-    .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest"))
-)
-# A HEAD's lookup: the size, and the link time that says whether the HEAD must refresh it.
 _BLOB_LINK = (
     select(Blob.size, RepositoryBlob.linked_at)
     .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
@@ -535,8 +528,8 @@ class SQLIndex:
     # Blobs
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
-        row = await self._first(_BLOB_IN_REPOSITORY, repository=repository, digest=digest)
-        return row[0] if row else None
+        link = await self.blob_link(repository, digest)
+        return link[0] if link else None
 
     async def blob_link(self, repository: str, digest: str) -> tuple[int, datetime] | None:
         row = await self._first(_BLOB_LINK, repository=repository, digest=digest)

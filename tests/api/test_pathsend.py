@@ -19,6 +19,7 @@ from registry.cli.prepare import prepare
 from registry.config import Settings
 from registry.storage import FilesystemStore
 from registry.types import Digest
+from tests.support.asgi import http_scope
 
 REPO = "zero/copy"
 
@@ -28,21 +29,8 @@ def call(
 ) -> list[Message]:
     """One request to the app; the messages it sent back."""
     headers = [(b"host", b"registry.test"), *options.get("headers", [])]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 5000),
-        "extensions": {PATHSEND: {}} if options.get("pathsend", True) else {},
-    }
+    extensions = {PATHSEND: {}} if options.get("pathsend", True) else {}
+    scope = http_scope(method, path, query, headers, extensions)
     sent: list[Message] = []
     pending = [{"type": "http.request", "body": body, "more_body": False}]
 

@@ -29,27 +29,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's tests package
+
+from tests.support.asgi import http_scope  # noqa: E402
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 Message = dict[str, Any]
 App = Callable[[dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Any]
 
 
 def _scope(method: str, path: str, query: str = "", headers: tuple[tuple[bytes, bytes], ...] = ()) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:5000"), (b"user-agent", b"layers"), *headers],
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 5000),
-        "state": {},
-    }
+    return http_scope(
+        method, path, query, [(b"host", b"127.0.0.1:5000"), (b"user-agent", b"layers"), *headers]
+    )
 
 
 class _Exchange:

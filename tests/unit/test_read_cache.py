@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
 from sqlalchemy.dialects import sqlite
 
@@ -146,11 +145,10 @@ def test_a_header_being_rewritten_keeps_nothing(tmp_path: Path) -> None:
     assert unchanged.now() is None
 
 
-@pytest.mark.parametrize("answers", [_Unchanged.MAX_ENTRIES + 10])
-def test_entries_are_bounded(tmp_path: Path, answers: int) -> None:
+def test_entries_are_bounded(tmp_path: Path) -> None:
     _database(tmp_path / "index.db")
     reader, _ = _reader(tmp_path / "index.db")
-    for number in range(answers):
+    for number in range(_Unchanged.MAX_ENTRIES + 10):
         asyncio.run(reader.all(BY_NAME, name=f"tag{number}"))
     assert reader._unchanged is not None
     assert len(reader._unchanged._answers) == _Unchanged.MAX_ENTRIES
