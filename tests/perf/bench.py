@@ -1232,6 +1232,11 @@ def main() -> int:
     both = parser.add_mutually_exclusive_group()
     both.add_argument("--ours-only", action="store_true")
     both.add_argument("--theirs-only", action="store_true")
+    parser.add_argument(
+        "--only",
+        help="measure only these operations, comma-separated keys (e.g. manifest_put,small_push_2req); "
+        "pull needs push_monolithic or push_chunked with it",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument(
         "--profile",
@@ -1275,6 +1280,12 @@ def main() -> int:
     duration = args.duration or (2.0 if args.quick else 5.0)
     repeats = args.repeats or (2 if args.quick else 3)
     use_wrk = bool(shutil.which("wrk")) and not args.httpx
+    only = set(args.only.split(",")) if args.only else set()
+    unknown = only - {op.key for op in OPS}
+    if unknown:
+        raise SystemExit(
+            f"--only: no operation {', '.join(sorted(unknown))}; one of {', '.join(op.key for op in OPS)}"
+        )
     if not use_wrk and not args.httpx:
         log(
             "wrk not found (apt-get install -y wrk): falling back to asyncio load generators; "
@@ -1328,6 +1339,8 @@ def main() -> int:
 
         def measure(op: str, fn) -> None:
             """Run `fn(server)` for each server in turn; record the figure or the failure."""
+            if only and op not in only:
+                return
             for s in servers:
                 if not alive[s.key]:
                     continue
@@ -1515,7 +1528,9 @@ def main() -> int:
                     ("blob_get_1mib", lambda: blob_get_1mib(ours)),
                     ("manifest_put", lambda: manifest_put(ours)),
                     ("small_push", lambda: small_push("native")(ours)),
+                    ("small_push_2req", lambda: small_push("postput")(ours)),
                 ]
+                plans = [(name, fn) for name, fn in plans if not only or name in only]
                 for name, fn in plans:
                     log(f"profiling our server during {name}")
                     ours.set_phase("profile")

@@ -139,6 +139,29 @@ def test_move_replaces_the_target(backend: Backend) -> None:
     assert backend.contents() == {"target/x"}
 
 
+@pytest.mark.parametrize("size", [0, 1000, BIG])
+def test_publish_commits_and_moves_in_one_step(backend: Backend, size: int) -> None:
+    data = os.urandom(size)
+
+    async def scenario() -> None:
+        driver = backend.driver()
+        await driver.put("target/p", b"old, maybe rotten")
+        writer = await driver.writer("staged/five", resume=False)
+        await writer.write(stream(data), lambda _: None)
+        resumed = await backend.driver().writer("staged/five", resume=True)
+        started = time.time()
+        await resumed.publish("target/p")
+        assert await read_all(driver, "target/p") == data
+        entry = await driver.stat("target/p")
+        assert entry is not None and entry.modified >= started - 2
+        # Spent: nothing of the writer is left, its bookkeeping included.
+        with pytest.raises(FileNotFoundError):
+            await driver.writer("staged/five", resume=True)
+
+    run(scenario())
+    assert backend.contents() == {"target/p"}
+
+
 def test_a_move_stamps_the_time_of_the_move(tmp_path: Path) -> None:
     """The filesystem keeps a renamed file's mtime; the collector's grace needs the publish time."""
     root = tmp_path

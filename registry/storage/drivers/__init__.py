@@ -54,6 +54,11 @@ class Writer(Protocol):
         """
         ...
 
+    async def publish(self, target: str) -> None:
+        """`commit`, then `Driver.move` to `target`, in one step where the medium allows it (the
+        filesystem: one worker-thread call instead of two). For bytes already verified."""
+        ...
+
     async def cancel(self) -> None:
         """Remove what this writer stored so far, bookkeeping included. Idempotent."""
         ...

@@ -436,6 +436,10 @@ class MultipartWriter:
         named = [self._key + ".state", *([state.tail] if state.tail else [])]
         await asyncio.to_thread(self._driver._delete_keys, named)
 
+    async def publish(self, target: str) -> None:
+        await self.commit()
+        await self._driver.move(self.path, target)
+
     async def cancel(self) -> None:
         if self._state.multipart is not None:
             await self._driver._abort(self._key, self._state.multipart)
