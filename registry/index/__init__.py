@@ -2,6 +2,7 @@
 groups beside them (`registry.index.users`, imported only where authentication is on)."""
 
 from registry.index.base import (
+    BytesHold,
     Delivery,
     DeliveryState,
     ManifestPut,
@@ -27,6 +28,7 @@ from registry.index.base import (
 from registry.index.sql import SQLIndex
 
 __all__ = [
+    "BytesHold",
     "Delivery",
     "DeliveryState",
     "ManifestPut",

@@ -204,6 +204,15 @@ class MissingReferences(Exception):
         self.manifests = list(manifests)
 
 
+@dataclass(frozen=True, slots=True)
+class BytesHold:
+    """A writer's hold on a digest's bytes: no collector deletes them before `until` (or the writer's
+    `link_blob`), so bytes being published are never taken from under the push."""
+
+    digest: str
+    until: datetime
+
+
 class UploadBusy(Exception):
     """Another request holds the upload session's write claim."""
 
@@ -262,8 +271,11 @@ class MetadataIndex(Protocol):
 
     async def upload_exists(self, upload_id: str, repository: str) -> bool: ...
 
-    async def claim_upload(self, upload_id: str, repository: str, writer: str, lease: float) -> int | None:
-        """Make `writer` the session's only writer for `lease` seconds and return the claim's generation.
+    async def claim_upload(
+        self, upload_id: str, repository: str, writer: str, lease: float, hold: BytesHold | None = None
+    ) -> int | None:
+        """Make `writer` the session's only writer for `lease` seconds and return the claim's generation;
+        with `hold`, in the same transaction, `hold_bytes` (a request that finishes the upload).
 
         None when there is no such session in the repository; raises UploadBusy (naming the holder)
         while another writer's claim is unexpired.
@@ -373,9 +385,10 @@ class MetadataIndex(Protocol):
         """Re-check a manifest under its row's lock and, if still garbage, delete it with its references."""
         ...
 
-    async def hold_bytes(self, digest: str, until: datetime) -> None:
-        """Before a writer publishes bytes at `digest`: no collector may delete them before `until` (or
-        before the writer's `link_blob`). Waits for a collector deleting those bytes now to finish."""
+    async def hold_bytes(self, hold: BytesHold) -> None:
+        """Before a writer publishes bytes at `hold.digest`: no collector may delete them before
+        `hold.until` (or the writer's `link_blob`). Waits for a collector deleting those bytes now to
+        finish."""
         ...
 
     async def queue_orphan(self, digest: str, delete_after: datetime) -> bool:

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Dialect
 
 from registry.index import policies
 from registry.index.base import (
+    BytesHold,
     ManifestPut,
     ManifestRecord,
     ManifestState,
@@ -628,11 +629,19 @@ class SQLIndex:
     async def upload_exists(self, upload_id: str, repository: str) -> bool:
         return await self._first(_UPLOAD, upload=upload_id, repository=repository) is not None
 
-    async def claim_upload(self, upload_id: str, repository: str, writer: str, lease: float) -> int | None:
-        return await self._transaction(self._claim_upload, upload_id, repository, writer, lease)
+    async def claim_upload(
+        self, upload_id: str, repository: str, writer: str, lease: float, hold: BytesHold | None = None
+    ) -> int | None:
+        return await self._transaction(self._claim_upload, upload_id, repository, writer, lease, hold)
 
     def _claim_upload(
-        self, conn: Connection, upload_id: str, repository: str, writer: str, lease: float
+        self,
+        conn: Connection,
+        upload_id: str,
+        repository: str,
+        writer: str,
+        lease: float,
+        hold: BytesHold | None,
     ) -> int | None:
         params = {"upload": upload_id, "in_repository": repository, "claimant": writer, **_lease(lease)}
         # On PostgreSQL the update and the look at the holder see different moments: a claim held when
@@ -640,6 +649,8 @@ class SQLIndex:
         for _ in range(CLAIM_ATTEMPTS):
             generation = conn.scalar(self._writes.claim_upload, params)
             if generation is not None:
+                if hold is not None:
+                    self._hold_bytes(conn, hold)
                 return generation
             holder = conn.execute(self._writes.upload_holder, params).first()
             if holder is None:
@@ -839,9 +850,11 @@ class SQLIndex:
         conn.execute(self._writes.delete_manifest, params)
         return True
 
-    async def hold_bytes(self, digest: str, until: datetime) -> None:
-        params = {"digest": digest, "delete_after": until}
-        await self._transaction(_execute, self._writes.queue_delete, params)
+    async def hold_bytes(self, hold: BytesHold) -> None:
+        await self._transaction(self._hold_bytes, hold)
+
+    def _hold_bytes(self, conn: Connection, hold: BytesHold) -> None:
+        conn.execute(self._writes.queue_delete, {"digest": hold.digest, "delete_after": hold.until})
 
     async def queue_orphan(self, digest: str, delete_after: datetime) -> bool:
         return await self._transaction(self._queue_orphan, digest, delete_after)

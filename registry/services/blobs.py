@@ -20,7 +20,7 @@ from pathlib import Path
 
 from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
-from registry.index import MetadataIndex, UploadBusy
+from registry.index import BytesHold, MetadataIndex, UploadBusy
 from registry.lifecycle.guards import Guards
 from registry.lifecycle.hooks import PUBLISH, Pause, no_pause
 from registry.services.sessions import SessionClaim, claim_session
@@ -97,6 +97,10 @@ async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield piece
     async for chunk in rest:
         yield chunk
+
+
+def _hold_of(digest: Digest) -> BytesHold:
+    return BytesHold(str(digest), datetime.now(UTC) + PUBLISH_HOLD)
 
 
 class BlobService:
@@ -238,20 +242,21 @@ class BlobService:
                 "finish or cancel some first",
             )
         upload_id = str(uuid.uuid4())
-        await self.store.create_upload(upload_id)
+        # The store has nothing of a session until its first bytes (see Session in storage/content.py).
         await self.index.create_upload(upload_id, repository)
         return upload_id
 
     @contextlib.asynccontextmanager
     async def _writing(
-        self, repository: str, upload_id: str
+        self, repository: str, upload_id: str, hold: BytesHold | None = None
     ) -> AsyncIterator[tuple[SessionClaim, BlobWriter]]:
-        """Hold the session's write claim and an open writer; the claim is released on the way out.
+        """Hold the session's write claim (with `hold`, taken in the same transaction) and an open
+        writer; the claim is released on the way out.
 
         A second writer gets 416 with the session's current Range, as for a chunk at the wrong offset.
         """
         try:
-            claim = await claim_session(self.index, upload_id, repository)
+            claim = await claim_session(self.index, upload_id, repository, hold)
         except UploadBusy:
             size = await self._staged_size(upload_id)
             raise _wrong_offset(size, "the upload session is being written by another request") from None
@@ -260,8 +265,6 @@ class BlobService:
         writer = None
         try:
             writer = await self.store.open_upload(upload_id, claim.generation)
-            if writer is None:
-                raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
             yield claim, writer
         finally:
             if writer is not None:
@@ -269,10 +272,7 @@ class BlobService:
             await claim.release()
 
     async def _staged_size(self, upload_id: str) -> int:
-        writer = await self.store.open_upload(upload_id)
-        if writer is None:
-            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id})
-        return writer.size
+        return (await self.store.open_upload(upload_id)).size
 
     async def upload_size(self, repository: str, upload_id: str) -> int:
         if not await self.index.upload_exists(upload_id, repository):
@@ -298,15 +298,25 @@ class BlobService:
     ) -> None:
         """Take the last bytes (`length` of them, when the request said), verify the digest and publish
         the blob; the session ends either way, but for a last chunk at the wrong offset, refused (416)
-        before anything is written, as a PATCH's is, or one over a quota (403)."""
-        async with self._writing(repository, upload_id) as (claim, writer):
+        before anything is written, as a PATCH's is, or one over a quota (403).
+
+        The claim holds the digest's bytes (see `_hold`) in its own transaction. When nothing is staged
+        (a POST, then this PUT with every byte: what docker and skopeo do for each layer), the body is
+        published as a single-request upload is, never staged in the session: one claim, one write
+        and one link in all.
+        """
+        async with self._writing(repository, upload_id, _hold_of(digest)) as (claim, writer):
             if length is not None:
                 await self._check_room(repository, digest, writer.size + length)
-            await writer.write(claim.fenced(_in_order(body, content_range, writer.size)))
-            claim.check()
-            await self._hold(digest)
+            body = claim.fenced(_in_order(body, content_range, writer.size))
+            await self.pause(PUBLISH, str(digest))
             try:
-                size = await writer.commit(digest)
+                if writer.size == 0:
+                    size = await writer.publish_whole(body, digest)
+                else:
+                    await writer.write(body)
+                    claim.check()
+                    size = await writer.commit(digest)
             except RegistryError as error:
                 if error.code is ErrorCode.DIGEST_INVALID:
                     await self._discard(upload_id)
@@ -328,7 +338,7 @@ class BlobService:
     async def _hold(self, digest: Digest) -> None:
         """Keep collectors off the digest's bytes until our link (or PUBLISH_HOLD): called before the store
         publishes them, it waits for a delete of them in progress to finish."""
-        await self.index.hold_bytes(str(digest), datetime.now(UTC) + PUBLISH_HOLD)
+        await self.index.hold_bytes(_hold_of(digest))
         await self.pause(PUBLISH, str(digest))
 
     async def _link_pushed(

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from registry.errors import ErrorCode, RegistryError
-from registry.index import MetadataIndex, UploadBusy
+from registry.index import BytesHold, MetadataIndex, UploadBusy
 
 LEASE_SECONDS = 60.0
 RENEW_EVERY = LEASE_SECONDS / 3
@@ -120,17 +120,22 @@ class SessionClaim:
         return await self.index.release_upload(self.upload_id, self.writer)
 
 
-async def claim_session(index: MetadataIndex, upload_id: str, repository: str) -> SessionClaim | None:
-    """Claim a session for writing; None when it does not exist, UploadBusy while someone else writes."""
+async def claim_session(
+    index: MetadataIndex, upload_id: str, repository: str, hold: BytesHold | None = None
+) -> SessionClaim | None:
+    """Claim a session for writing; None when it does not exist, UploadBusy while someone else writes.
+    With `hold`, the claim also holds those bytes (see `MetadataIndex.hold_bytes`)."""
     writer = _writer_id()
     try:
-        generation = await index.claim_upload(upload_id, repository, writer, LEASE_SECONDS)
+        generation = await index.claim_upload(upload_id, repository, writer, LEASE_SECONDS, hold)
     except UploadBusy as busy:
         if not holder_is_gone(busy.holder):
             raise
         generation = await index.take_over_upload(upload_id, busy.holder, writer, LEASE_SECONDS)
         if generation is None:
             raise
+        if hold is not None:
+            await index.hold_bytes(hold)
     if generation is None:
         return None
     return SessionClaim(index, upload_id, writer, generation)

@@ -45,6 +45,12 @@ class BlobWriter(Protocol):
         """
         ...
 
+    async def publish_whole(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+        """With nothing staged (`size` 0): verify `chunks` as the whole blob and make it one, as
+        `BlobStore.ingest` does, and end the session; returns the blob's size. A wrong digest
+        (DIGEST_INVALID) keeps nothing of `chunks` and leaves the session as it was."""
+        ...
+
     async def close(self) -> None:
         """Release resources without committing; the session stays resumable."""
         ...
@@ -100,10 +106,9 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def create_upload(self, upload_id: str) -> None: ...
-
-    async def open_upload(self, upload_id: str, generation: int | None = None) -> BlobWriter | None:
-        """Resume a session, or None when it does not exist.
+    async def open_upload(self, upload_id: str, generation: int | None = None) -> BlobWriter:
+        """Resume a session. The index says which sessions exist; the store has a session's bytes
+        only once some were written, and a session it has none of is empty.
 
         `generation` is the number of the caller's write claim on the session (see
         services/sessions.py). A running hash this process kept is only trusted when it was left by the

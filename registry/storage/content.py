@@ -230,21 +230,19 @@ class ContentStore:
                 removed += 1
         return removed
 
-    async def create_upload(self, upload_id: str) -> None:
-        await self.driver.writer(_upload_path(upload_id), resume=False)
-
-    async def open_upload(self, upload_id: str, generation: int | None = None) -> Session | None:
+    async def open_upload(self, upload_id: str, generation: int | None = None) -> Session:
         try:
-            file = await self.driver.writer(_upload_path(upload_id), resume=True)
+            file: Writer | None = await self.driver.writer(_upload_path(upload_id), resume=True)
         except FileNotFoundError:
-            return None
+            file = None  # nothing staged yet: the first write begins the file
+        size = 0 if file is None else file.size
         state = None
         if generation is not None:
             state = self._hashes.pop(upload_id, None)
-            if state is not None and (state.generation != generation - 1 or state.offset != file.size):
+            if state is not None and (state.generation != generation - 1 or state.offset != size):
                 # Another writer came in between; commit hashes what is stored.
                 state = None
-            if state is None and file.size == 0:
+            if state is None and size == 0:
                 # Still empty: this writer can hash every byte itself.
                 state = _HashState()
         return Session(self, upload_id, file, state, generation)
@@ -288,13 +286,18 @@ class ContentStore:
 
 
 class Session:
-    """An open upload session (a `BlobWriter`): a driver's writer with the session's running hash."""
+    """An open upload session (a `BlobWriter`): a driver's writer with the session's running hash.
+
+    A session has no file (no driver writer) until its first write: most clients push a layer with a
+    POST and one PUT carrying every byte, and those bytes go straight to `ingest` (`publish_whole`)
+    without ever being staged, which spares a file's creation and deletion.
+    """
 
     def __init__(
         self,
         store: ContentStore,
         upload_id: str,
-        file: Writer,
+        file: Writer | None,
         state: _HashState | None,
         generation: int | None,
     ) -> None:
@@ -308,9 +311,11 @@ class Session:
 
     @property
     def size(self) -> int:
-        return self._file.size
+        return 0 if self._file is None else self._file.size
 
     async def write(self, chunks: AsyncIterator[bytes]) -> int:
+        if self._file is None:
+            self._file = await self._store.driver.writer(_upload_path(self._id), resume=False)
         state = self._state
         if state is None:
             return await self._file.write(chunks, _ignore)
@@ -323,6 +328,8 @@ class Session:
 
     async def commit(self, expected: Digest) -> int:
         """Verify and publish; on a mismatch the session is deleted."""
+        if self._file is None:
+            return await self.publish_whole(_no_bytes(), expected)
         state = self._state
         known = state.hasher.hexdigest if state is not None and expected.algorithm == "sha256" else None
         try:
@@ -330,14 +337,32 @@ class Session:
         except RegistryError:
             await self._store.delete_upload(self._id)
             raise
-        self._store._hashes.pop(self._id, None)
-        self._generation = None  # spent: nothing for `close` to keep
+        self._spent()
         return size
+
+    async def publish_whole(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+        """With nothing staged: publish `chunks` as the whole blob (`ContentStore.ingest`), and end the
+        session, its empty file included if it has one. A wrong digest keeps nothing."""
+        size = await self._store.ingest(chunks, expected)
+        if self._file is not None:
+            await self._store.delete_upload(self._id)
+        self._spent()
+        return size
+
+    def _spent(self) -> None:
+        self._store._hashes.pop(self._id, None)
+        self._generation = None  # nothing for `close` to keep
 
     async def close(self) -> None:
         if self._state is not None and self._generation is not None:
             self._state.generation = self._generation
             self._store._remember(self._id, self._state)
+
+
+async def _no_bytes() -> AsyncIterator[bytes]:
+    """An empty body: what a session that never staged a byte commits."""
+    for piece in ():
+        yield piece
 
 
 async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -31,7 +31,6 @@ async def read_all(store: BlobStore, digest: Digest, start: int = 0, end: int | 
 async def append(store: BlobStore, upload_id: str, data: bytes, **kwargs: int) -> int:
     """One request's worth of bytes into a session, as the service does it: open, write, close."""
     writer = await store.open_upload(upload_id)
-    assert writer is not None
     try:
         await writer.write(stream(data, **kwargs))
         return writer.size
@@ -41,7 +40,6 @@ async def append(store: BlobStore, upload_id: str, data: bytes, **kwargs: int) -
 
 async def commit(store: BlobStore, upload_id: str, digest: Digest) -> int:
     writer = await store.open_upload(upload_id)
-    assert writer is not None
     return await writer.commit(digest)
 
 
@@ -98,7 +96,6 @@ def test_session_written_by_several_processes(backend: Backend, algorithm: str) 
     digest = Digest.of(data, algorithm)
 
     async def scenario() -> None:
-        await backend.open().create_upload("session-1")
         size = 0
         for piece in pieces:
             size += len(piece)
@@ -107,7 +104,7 @@ def test_session_written_by_several_processes(backend: Backend, algorithm: str) 
         store = backend.open()
         assert await store.stat(digest) == len(data)
         assert await read_all(store, digest) == data
-        assert await store.open_upload("session-1") is None
+        assert (await store.open_upload("session-1")).size == 0  # nothing of it left
 
     run(scenario())
     assert backend.contents() == {blob_path(digest)}
@@ -121,7 +118,6 @@ def test_session_in_one_process_in_small_chunks(backend: Backend) -> None:
 
     async def scenario() -> None:
         store = backend.open()
-        await store.create_upload("session-2")
         for offset in range(0, len(data), step):
             assert await append(store, "session-2", data[offset : offset + step]) == min(
                 offset + step, len(data)
@@ -141,12 +137,11 @@ def test_failed_write_keeps_nothing_of_that_call(backend: Backend, failed_size: 
 
     async def scenario() -> None:
         store = backend.open()
-        await store.create_upload("session-3")
         assert await append(store, "session-3", head) == len(head)
         with pytest.raises(ConnectionResetError):
             await append(store, "session-3", os.urandom(failed_size + MiB), fail_after=failed_size)
         writer = await store.open_upload("session-3")
-        assert writer is not None and writer.size == len(head)
+        assert writer.size == len(head)
         await writer.close()
         # The retry, from another process, sees the session exactly as before the failure.
         assert await append(backend.open(), "session-3", rest) == len(head) + len(rest)
@@ -164,14 +159,13 @@ def test_commit_with_a_wrong_digest_discards_the_session(backend: Backend, size:
 
     async def scenario() -> None:
         store = backend.open()
-        await store.create_upload("session-4")
         await append(store, "session-4", data)
         with pytest.raises(RegistryError) as raised:
             await commit(store, "session-4", wrong)
         assert raised.value.code is ErrorCode.DIGEST_INVALID
         assert await store.stat(wrong) is None
         await store.delete_upload("session-4")
-        assert await store.open_upload("session-4") is None
+        assert (await store.open_upload("session-4")).size == 0
 
     run(scenario())
     assert backend.contents() == set()
@@ -182,7 +176,6 @@ def test_empty_session_commits_the_empty_blob(backend: Backend) -> None:
 
     async def scenario() -> None:
         store = backend.open()
-        await store.create_upload("session-5")
         assert await commit(store, "session-5", digest) == 0
         assert await store.stat(digest) == 0
         assert await read_all(store, digest) == b""
@@ -190,14 +183,42 @@ def test_empty_session_commits_the_empty_blob(backend: Backend) -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize("size", [0, SMALL, BIG])
+@pytest.mark.parametrize("begun", [False, True])
+def test_a_session_with_nothing_staged_publishes_its_body_whole(
+    backend: Backend, size: int, begun: bool
+) -> None:
+    """A POST, then a PUT with every byte: the bytes are never staged in the session; a session begun
+    with an empty write (its file there, empty) goes with it."""
+    data = os.urandom(size)
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        store = backend.open()
+        if begun:
+            await append(store, "session-whole", b"")
+        writer = await store.open_upload("session-whole", 1)
+        assert writer.size == 0
+        with pytest.raises(RegistryError) as raised:
+            await writer.publish_whole(stream(data), Digest.of(data + b"x"))
+        assert raised.value.code is ErrorCode.DIGEST_INVALID
+        assert await store.stat(digest) is None
+        assert await writer.publish_whole(stream(data), digest) == size
+        await writer.close()
+        assert await read_all(store, digest) == data
+        assert (await store.open_upload("session-whole")).size == 0
+
+    run(scenario())
+    assert backend.contents() == {blob_path(digest)}
+
+
 def test_deleted_and_unknown_sessions(backend: Backend) -> None:
     async def scenario() -> None:
         store = backend.open()
-        assert await store.open_upload("never-created") is None
-        await store.create_upload("session-6")
+        assert (await store.open_upload("never-created")).size == 0
         await append(store, "session-6", os.urandom(7 * MiB))
         await backend.open().delete_upload("session-6")
-        assert await store.open_upload("session-6") is None
+        assert (await store.open_upload("session-6")).size == 0
         await store.delete_upload("session-6")
 
     run(scenario())
@@ -274,7 +295,6 @@ def test_purge_removes_only_old_ingest_leftovers(backend: Backend) -> None:
         store = backend.open()
         backend.plant_ingest_leftover()
         await store.ingest(stream(data), digest)
-        await store.create_upload("session-7")
         await append(store, "session-7", b"staged")
         # Not a count: moto reports every multipart upload as begun in 2010, so it goes at once.
         await store.purge_ingest(time.time() - 3600)
@@ -296,17 +316,15 @@ def test_commit_never_trusts_a_hash_another_writer_may_have_invalidated(backend:
 
 async def _two_writers_then_commit(backend: Backend) -> None:
     first, second = backend.open(), backend.open()
-    await first.create_upload("session-raced")
+    await append(first, "session-raced", b"")  # begun: both writers resume the same staged file
     mine, theirs = os.urandom(MiB), os.urandom(MiB)
     writer_one = await first.open_upload("session-raced", 1)
     writer_two = await second.open_upload("session-raced", 2)
-    assert writer_one is not None and writer_two is not None
     await writer_one.write(stream(mine))
     await writer_two.write(stream(theirs))
     await writer_one.close()
     await writer_two.close()
     final = await first.open_upload("session-raced", 3)
-    assert final is not None
     with pytest.raises(RegistryError) as raised:
         await final.commit(Digest.of(mine))
     assert raised.value.code is ErrorCode.DIGEST_INVALID
@@ -322,10 +340,8 @@ def test_list_blobs_names_committed_blobs_only(backend: Backend) -> None:
         assert [digest async for digest in store.list_blobs()] == []
         await store.ingest(stream(small), Digest.of(small))
         await store.ingest(stream(big), Digest.of(big))
-        await store.create_upload("session-8")
         await append(store, "session-8", other)
         await commit(store, "session-8", Digest.of(other, "sha512"))
-        await store.create_upload("session-9")
         await append(store, "session-9", b"staged, not committed")
         backend.plant_ingest_leftover()
         backend.write_raw("blobs/sha256/zz/not-a-digest", b"stray")
@@ -400,10 +416,8 @@ def test_list_blob_times_gives_each_blob_its_publish_time(backend: Backend) -> N
         store = backend.open()
         started = time.time()
         await store.ingest(stream(small), Digest.of(small))
-        await store.create_upload("session-10")
         await append(store, "session-10", big)
         await commit(store, "session-10", Digest.of(big))
-        await store.create_upload("session-11")
         await append(store, "session-11", b"staged, not a blob")
         times = {digest: modified async for digest, modified in backend.open().list_blob_times()}
         assert set(times) == {Digest.of(small), Digest.of(big)}
@@ -426,7 +440,6 @@ def test_a_republish_restarts_the_grace(tmp_path: Path) -> None:
         assert [modified async for _, modified in store.list_blob_times()] == [1000]
         await store.ingest(stream(data), digest)
         assert [modified async for _, modified in store.list_blob_times()] != [1000]
-        await store.create_upload("session-12")
         await append(store, "session-12", data)
         os.utime(store.blob_path(digest), (1000, 1000))
         await commit(store, "session-12", digest)
@@ -442,12 +455,11 @@ def test_purge_uploads_removes_sessions_the_index_lost(backend: Backend) -> None
     async def scenario() -> None:
         store = backend.open()
         for upload_id, data in (("live-one", kept), ("lost-one", lost)):
-            await store.create_upload(upload_id)
             await append(store, upload_id, data)
         if backend.kind == "filesystem":  # moto dates every multipart upload 2010: all look old there
             assert await store.purge_uploads(time.time() - 3600, set()) == 0
         assert await backend.open().purge_uploads(time.time() + 60, {"live-one"}) >= 1
-        assert await store.open_upload("lost-one") is None
+        assert (await store.open_upload("lost-one")).size == 0
         assert await append(store, "live-one", b"end") == len(kept) + 3
         assert await commit(store, "live-one", Digest.of(kept + b"end")) == len(kept) + 3
 
