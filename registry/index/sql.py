@@ -60,6 +60,7 @@ from registry.index.models import (
     utcnow,
 )
 from registry.index.outbox import SQLOutbox, write_entries
+from registry.index.prepared import prepare_all
 from registry.index.reads import Reader, open_reader
 from registry.index.writer import GroupWriter
 
@@ -465,19 +466,17 @@ class SQLIndex:
         self._writer: GroupWriter | None = None
         if self._sqlite:
             engine = _create_sqlite_writer(url)
-            self._writer = GroupWriter(engine)
-            self._dialect: Dialect = engine.dialect
-        else:
-            self._async_engine = create_engine(url)
-            self._dialect = self._async_engine.dialect
-        self._reader: Reader | None = None
-        self.outbox = SQLOutbox(self._transaction)
-        if self._sqlite:
             self._writes = _WriteStatements(sqlite.insert)
+            self._writer = GroupWriter(engine, prepare_all(vars(self._writes).values(), engine.dialect))
+            self._dialect: Dialect = engine.dialect
         else:
             from sqlalchemy.dialects import postgresql
 
+            self._async_engine = create_engine(url)
             self._writes = _WriteStatements(postgresql.insert)
+            self._dialect = self._async_engine.dialect
+        self._reader: Reader | None = None
+        self.outbox = SQLOutbox(self._transaction)
 
     async def open(self) -> None:
         self._reader = await open_reader(self.url, self._dialect)

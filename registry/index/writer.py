@@ -15,11 +15,13 @@ A lone transaction (no other waiting) runs as before, without a savepoint.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
+
+from registry.index.prepared import Prepared, PreparedConnection
 
 T = TypeVar("T")
 Work = Callable[..., Any]
@@ -28,8 +30,10 @@ Outcome = tuple[bool, Any]
 
 
 class GroupWriter:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, prepared: Mapping[int, Prepared] | None = None) -> None:
         self._engine = engine
+        # Statements run straight on the sqlite3 connection (prepared.py).
+        self._prepared = prepared or {}
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._waiting: list[tuple[Work, tuple[Any, ...], asyncio.Future[Any]]] = []
         self._draining = False
@@ -76,12 +80,13 @@ class GroupWriter:
             work, args = works[0]
             try:
                 with self._engine.begin() as connection:
-                    return [(True, work(connection, *args))]
+                    return [(True, work(PreparedConnection(connection, self._prepared), *args))]
             except Exception as error:
                 return [(False, error)]
         try:
             with self._engine.begin() as connection:
-                outcomes = [_in_savepoint(connection, work, args) for work, args in works]
+                prepared = PreparedConnection(connection, self._prepared)
+                outcomes = [_in_savepoint(prepared, work, args) for work, args in works]
         except Exception as error:  # the commit failed: none of them was written
             return [(False, error)] * len(works)
         return outcomes
@@ -91,7 +96,7 @@ class GroupWriter:
         self._engine.dispose()
 
 
-def _in_savepoint(connection: Connection, work: Work, args: tuple[Any, ...]) -> Outcome:
+def _in_savepoint(connection: PreparedConnection, work: Work, args: tuple[Any, ...]) -> Outcome:
     try:
         with connection.begin_nested():
             return True, work(connection, *args)

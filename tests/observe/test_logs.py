@@ -4,6 +4,7 @@ parse, and a line at start and at shutdown."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -59,7 +60,9 @@ def test_every_line_of_a_request_carries_its_id(start: ServerFactory) -> None:
     # A real failure inside the request: its ERROR line and its access line share the id.
     shutil.rmtree(blobs)
     blobs.write_bytes(b"not a folder")
-    response = httpx.post(f"{server.url}/v2/logs/app/blobs/uploads/")
+    data = b"a layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    response = httpx.post(f"{server.url}/v2/logs/app/blobs/uploads/?digest={digest}", content=data)
     assert response.status_code == 500
     request_id = response.headers["X-Request-ID"]
     server.stop()
