@@ -124,7 +124,8 @@ class PreparedConnection:
     def __init__(self, connection: Connection, prepared: Mapping[int, Prepared]) -> None:
         self._connection = connection
         self._prepared = prepared
-        self._sqlite = connection.connection.driver_connection
+        # The sqlite3 connection under SQLAlchemy's, in the transaction SQLAlchemy began.
+        self.sqlite = connection.connection.driver_connection
 
     def execute(self, statement: Any, parameters: Any = None) -> Any:
         prepared = self._prepared.get(id(statement))
@@ -132,9 +133,9 @@ class PreparedConnection:
             return self._connection.execute(statement, parameters)
         if isinstance(parameters, list):  # one statement, many rows (no list parameter among them)
             rows = [prepared.values(one)[1] for one in parameters]
-            return Result(self._sqlite.executemany(prepared.values(parameters[0])[0], rows))
+            return Result(self.sqlite.executemany(prepared.values(parameters[0])[0], rows))
         sql, values = prepared.values(parameters or {})
-        return Result(self._sqlite.execute(sql, values))
+        return Result(self.sqlite.execute(sql, values))
 
     def scalar(self, statement: Any, parameters: Any = None) -> Any:
         if id(statement) not in self._prepared:

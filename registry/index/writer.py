@@ -97,8 +97,15 @@ class GroupWriter:
 
 
 def _in_savepoint(connection: PreparedConnection, work: Work, args: tuple[Any, ...]) -> Outcome:
+    """One transaction of a group, in a savepoint set on the sqlite3 connection itself (SQLAlchemy's
+    nested transaction cost more than most of the statements in it). A failure to roll back to it
+    escapes, and fails the whole group."""
+    connection.sqlite.execute("SAVEPOINT work")
     try:
-        with connection.begin_nested():
-            return True, work(connection, *args)
+        result = work(connection, *args)
     except Exception as error:
+        connection.sqlite.execute("ROLLBACK TO work")
+        connection.sqlite.execute("RELEASE work")
         return False, error
+    connection.sqlite.execute("RELEASE work")
+    return True, result
