@@ -8,7 +8,8 @@ Layout, in paths relative to the driver's root (a folder, or a bucket's key pref
           abcdef0123...        one committed blob, named by its digest; only ever replaced by verified bytes
       sha512/...
     uploads/
-      <session id>             the staged bytes of one upload session; on S3 a multipart upload of that
+      <session id>             the staged bytes of one upload session, from its first write on (a
+                               session written in one PUT never has any); on S3 a multipart upload of that
       <session id>.state       key, with its bookkeeping and its tail (the bytes short of a 5 MiB part)
       <session id>.tail.<r>    beside it (see drivers/s3.py)
     ingest/
