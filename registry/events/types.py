@@ -13,7 +13,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from registry.observe.context import current_request
+from registry.observe.context import RequestContext, current_request
 
 
 class Target(enum.StrEnum):
@@ -41,30 +41,41 @@ class Event:
     tag: str = ""
     # The repository a blob was mounted from, when the client named it.
     from_repository: str = ""
-    # Filled from the request in progress; empty outside one (background jobs).
-    actor: str = ""
-    address: str = ""
-    request_id: str = ""
-    method: str = ""
-    host: str = ""
-    user_agent: str = ""
+    # The request in progress when the event happened; None outside one (background jobs). Who and
+    # where are read from it only when a subscriber asks: most events (every pull) only ever reach the
+    # metrics, which count them by kind, and copying six fields out of the request for each was a
+    # tenth of a manifest GET's own time.
+    request: RequestContext | None = None
     timestamp: float = field(default_factory=time.time)
 
     @classmethod
     def now(cls, target: Target, action: Action, repository: str, **fields: str | int) -> Event:
-        """An event stamped with the current request's actor, address and request id."""
-        request = current_request()
-        if request is not None:
-            fields = {
-                "actor": request.actor,
-                "address": request.address,
-                "request_id": request.request_id,
-                "method": request.method,
-                "host": request.header(b"host"),
-                "user_agent": request.header(b"user-agent"),
-                **fields,
-            }
-        return cls(target, action, repository, **fields)  # type: ignore[arg-type]
+        """An event of the current request."""
+        return cls(target, action, repository, request=current_request(), **fields)  # type: ignore[arg-type]
+
+    @property
+    def actor(self) -> str:
+        return self.request.actor if self.request is not None else ""
+
+    @property
+    def address(self) -> str:
+        return self.request.address if self.request is not None else ""
+
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id if self.request is not None else ""
+
+    @property
+    def method(self) -> str:
+        return self.request.method if self.request is not None else ""
+
+    @property
+    def host(self) -> str:
+        return self.request.header(b"host") if self.request is not None else ""
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.header(b"user-agent") if self.request is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
