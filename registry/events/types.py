@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry.observe.context import RequestContext, current_request
@@ -27,6 +28,11 @@ class Action(enum.StrEnum):
     MOUNT = "mount"
     PULL = "pull"
     DELETE = "delete"
+
+
+def _from_request(read: Callable[[RequestContext], str]) -> property:
+    """A field of the event's request, read when asked for; empty for an event outside a request."""
+    return property(lambda event: read(event.request) if event.request is not None else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +59,12 @@ class Event:
         """An event of the current request."""
         return cls(target, action, repository, request=current_request(), **fields)  # type: ignore[arg-type]
 
-    @property
-    def actor(self) -> str:
-        return self.request.actor if self.request is not None else ""
-
-    @property
-    def address(self) -> str:
-        return self.request.address if self.request is not None else ""
-
-    @property
-    def request_id(self) -> str:
-        return self.request.request_id if self.request is not None else ""
-
-    @property
-    def method(self) -> str:
-        return self.request.method if self.request is not None else ""
-
-    @property
-    def host(self) -> str:
-        return self.request.header(b"host") if self.request is not None else ""
-
-    @property
-    def user_agent(self) -> str:
-        return self.request.header(b"user-agent") if self.request is not None else ""
+    actor = _from_request(lambda request: request.actor)
+    address = _from_request(lambda request: request.address)
+    request_id = _from_request(lambda request: request.request_id)
+    method = _from_request(lambda request: request.method)
+    host = _from_request(lambda request: request.header(b"host"))
+    user_agent = _from_request(lambda request: request.header(b"user-agent"))
 
 
 @dataclass(frozen=True, slots=True)
