@@ -65,8 +65,12 @@ class Prepared:
                 slots.append((kind, name, bind.effective_value, processors.get(name)))
         return cls(compiled.string, slots, expanding[0] if expanding else None)
 
-    def values(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        """The SQL and its positional values for one execution with `params`."""
+    def sql(self, params: Mapping[str, Any]) -> str:
+        """The SQL for an execution with `params` (a list parameter's length sets its placeholders)."""
+        return self._sql if self._expanded is None else self._sql_sized(len(params[self._expanded]))
+
+    def values(self, params: Mapping[str, Any]) -> list[Any]:
+        """The positional values of one execution with `params`."""
         values: list[Any] = []
         for kind, name, source, process in self._slots:
             if kind == _REQUIRED:
@@ -79,9 +83,7 @@ class Prepared:
                 values.extend(process(item) if process else item for item in value)
             else:
                 values.append(process(value) if process else value)
-        if self._expanded is None:
-            return self._sql, values
-        return self._sql_sized(len(params[self._expanded])), values
+        return values
 
     def _sql_sized(self, size: int) -> str:
         sql = self._sql_for_sizes.get(size)
@@ -131,21 +133,26 @@ class PreparedConnection:
         prepared = self._prepared.get(id(statement))
         if prepared is None:
             return self._connection.execute(statement, parameters)
-        if isinstance(parameters, list):  # one statement, many rows (no list parameter among them)
-            rows = [prepared.values(one)[1] for one in parameters]
-            return Result(self.sqlite.executemany(prepared.values(parameters[0])[0], rows))
-        sql, values = prepared.values(parameters or {})
-        return Result(self.sqlite.execute(sql, values))
+        return self._run(prepared, parameters)
 
     def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        if id(statement) not in self._prepared:
+        prepared = self._prepared.get(id(statement))
+        if prepared is None:
             return self._connection.scalar(statement, parameters)
-        return self.execute(statement, parameters).scalar()
+        return self._run(prepared, parameters).scalar()
 
     def scalars(self, statement: Any, parameters: Any = None) -> Iterable[Any]:
-        if id(statement) not in self._prepared:
+        prepared = self._prepared.get(id(statement))
+        if prepared is None:
             return self._connection.scalars(statement, parameters)
-        return [row[0] for row in self.execute(statement, parameters)]
+        return [row[0] for row in self._run(prepared, parameters)]
+
+    def _run(self, prepared: Prepared, parameters: Any) -> Result:
+        if isinstance(parameters, list):  # one statement, many rows (no list parameter among them)
+            rows = [prepared.values(one) for one in parameters]
+            return Result(self.sqlite.executemany(prepared.sql(parameters[0]), rows))
+        parameters = parameters or {}
+        return Result(self.sqlite.execute(prepared.sql(parameters), prepared.values(parameters)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)

@@ -192,6 +192,10 @@ class FileWriter:
         self._root = root
         self._file = root / path
         self._size = size
+        # Open only during a `write`: opened by the worker thread writing its first piece and closed
+        # by the one writing its last, so a body of one piece (most of them) costs one hop to a
+        # thread (each hop and back cost an upload more than the write itself).
+        self._fd: int | None = None
 
     @property
     def size(self) -> int:
@@ -199,10 +203,6 @@ class FileWriter:
 
     async def write(self, chunks: AsyncIterator[bytes], observe: Callable[[bytes], None]) -> int:
         start = self._size
-        # The file is opened by the worker thread writing the first piece and closed by the one
-        # writing the last, so that a body of one piece (most of them) costs one hop to a thread:
-        # each hop and back cost an upload more than the write itself.
-        opened: list[int] = []
         pending: asyncio.Future[None] | None = None
         buffer: list[bytes] = []
         buffered = 0
@@ -217,35 +217,34 @@ class FileWriter:
                     if pending is not None:
                         await pending
                     data = b"".join(buffer)
-                    pending = asyncio.ensure_future(
-                        asyncio.to_thread(self._append, opened, data, observe, False)
-                    )
+                    pending = asyncio.ensure_future(asyncio.to_thread(self._append, data, observe, False))
                     buffer, buffered = [], 0
             if pending is not None:
                 await pending
                 pending = None
-            if buffer or opened:
-                await asyncio.to_thread(self._append, opened, b"".join(buffer), observe, True)
+            if buffer or self._fd is not None:
+                await asyncio.to_thread(self._append, b"".join(buffer), observe, True)
         except BaseException:
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
-            if opened:
-                await asyncio.to_thread(_truncate_and_close, opened[0], start)
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                await asyncio.to_thread(_truncate_and_close, fd, start)
             self._size = start
             raise
         return self._size - start
 
-    def _append(self, opened: list[int], data: bytes, observe: Callable[[bytes], None], last: bool) -> None:
-        if not opened:
-            opened.append(os.open(self._file, os.O_RDWR))
-        fd = opened[0]
+    def _append(self, data: bytes, observe: Callable[[bytes], None], last: bool) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._file, os.O_RDWR)
+        fd = self._fd
         if data:
             os.pwrite(fd, data, self._size)
             start_writeback(fd, self._size, len(data))
             observe(data)
             self._size += len(data)
         if last:
-            opened.clear()
+            self._fd = None
             os.close(fd)
 
     async def commit(self) -> None:
