@@ -16,6 +16,7 @@ from starlette.routing import Router
 from registry.api.common import http_error, registry_error
 from registry.api.failures import FailureBoundary
 from registry.api.gate import ExceptionHandler, Gate
+from registry.api.kept import KeptAnswers
 from registry.api.routes import ROUTES
 from registry.config import Settings
 from registry.errors import RegistryError
@@ -60,6 +61,9 @@ class Registry:
     exposition: Exposition | None
     # The background store check (`health.storagedriver.enabled`), which /readyz then reads.
     storage_health: StorageHealth | None = None
+    # Pulls answered again from memory (registry/api/kept.py); None where each request must be decided
+    # on its own: with auth (who may pull) or a rate limit (how often).
+    kept: KeptAnswers | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
@@ -122,6 +126,9 @@ class Registry:
             exposition=exposition,
             storage_health=StorageHealth(store.check, settings.health.storagedriver)
             if settings.health.storagedriver.enabled
+            else None,
+            kept=KeptAnswers(index.version, settings.limits.max_header_size)
+            if auth is None and not settings.limits.rate
             else None,
         )
 

@@ -6,7 +6,8 @@
 The connection's limits go around everything, starlette's own error middleware included, because what
 they protect is the server's connection, not any one route; the body guard outermost, so it also sees
 the header limit's answers. Only the observe layer (request id, access log, request metrics) is further
-out, so that it logs and counts what the client finally got, the limits' answers included.
+out, so that it logs and counts what the client finally got, the limits' answers included; it also
+gives kept answers to pulls (registry/api/kept.py), which the layers inside need not see again.
 """
 
 from starlette.types import ASGIApp
@@ -25,6 +26,7 @@ def app() -> ASGIApp:
     die_with_supervisor()
     settings = load_settings()
     configure_logging(settings.log.level, settings.log.formatter)
-    limited = HeaderLimit(create_app(settings), settings.limits.max_header_size)
+    registry = create_app(settings)
+    limited = HeaderLimit(registry, settings.limits.max_header_size)
     guarded = BodyGuard(limited, settings.limits.body_read_timeout)
-    return Observe(guarded, settings, ROUTES)
+    return Observe(guarded, settings, ROUTES, registry.state.registry.kept)

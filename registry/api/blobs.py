@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from registry.api.common import PreparedResponse, digest_param, repository, require_deletes, services
+from registry.api.kept import keep
 from registry.api.pathsend import PATHSEND, PathSendResponse
 from registry.errors import ErrorCode, RegistryError
 
@@ -42,7 +43,11 @@ async def get_blob(request: Request) -> Response:
     whose bytes the store lost; a GET reads the first piece before answering, and does."""
     name, digest = repository(request), digest_param(request)
     blobs = services(request).blobs
-    size = await (blobs.found if request.method == "HEAD" else blobs.size)(name, digest)
+    if request.method == "HEAD":
+        size, fresh_until = await blobs.found(name, digest)
+        keep(request, until=fresh_until)
+    else:
+        size = await blobs.size(name, digest)
     wanted = _byte_range(request.headers.get("range"), size)
     start, end = wanted or (0, size)
     quoted = str(digest).encode()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.api.common import PreparedResponse, repository, require_deletes, services
+from registry.api.kept import keep
 from registry.errors import ErrorCode, RegistryError
 from registry.services.manifests import MAX_MANIFEST_SIZE, parse_manifest
 
@@ -13,8 +16,7 @@ from registry.services.manifests import MAX_MANIFEST_SIZE, parse_manifest
 async def get_manifest(request: Request) -> Response:
     name, reference = repository(request), request.path_params["reference"]
     manifests = services(request).manifests
-    find = manifests.find if request.method == "HEAD" else manifests.pull
-    record = await find(name, reference, request.headers.getlist("accept"))
+    record = await manifests.find(name, reference, request.headers.getlist("accept"))
     digest = record.digest.encode()
     headers = [
         (b"docker-content-digest", digest),
@@ -22,7 +24,13 @@ async def get_manifest(request: Request) -> Response:
         (b"content-type", record.media_type.encode()),
         (b"content-length", str(record.size).encode()),
     ]
-    return PreparedResponse(200, headers, b"" if request.method == "HEAD" else record.payload)
+    if request.method == "HEAD":
+        keep(request)
+        return PreparedResponse(200, headers)
+    pulled = functools.partial(manifests.pulled, name, reference, record)
+    pulled()
+    keep(request, replay=pulled)
+    return PreparedResponse(200, headers, record.payload)
 
 
 async def _bounded_body(request: Request) -> bytes:

@@ -234,6 +234,12 @@ class MetadataIndex(Protocol):
         """Raise unless the database answers now: the readiness probe's question."""
         ...
 
+    def version(self) -> bytes | None:
+        """A token that changes with every change of the index by any process, read without a query:
+        what answers kept in memory are filed under. None when there is none to read (PostgreSQL,
+        before `open`): then nothing may be kept."""
+        ...
+
     async def usage(self) -> Usage:
         """Totals for the storage gauges: two aggregate queries, so callers cache the answer."""
         ...

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import Select
 
+from registry.unchanged import KeptWhileUnchanged
+
 # A query on the index's own tables: a database that lost them (a new empty file, a dropped database)
 # fails it, as it fails every request.
 _CHECK = "SELECT 1 FROM repositories LIMIT 1"
@@ -45,6 +47,11 @@ class Reader(Protocol):
 
     async def check(self) -> None:
         """Raise unless the database answers now (readiness)."""
+        ...
+
+    def version(self) -> bytes | None:
+        """A token that changes with every commit by any connection of any process, read without a
+        query; None where there is none (PostgreSQL, SQLite outside WAL mode, a commit half published)."""
         ...
 
     async def close(self) -> None: ...
@@ -84,18 +91,20 @@ class _Unchanged:
     The header (first 96 bytes of the `-shm` file: two copies of it, the second written first) changes
     with every commit; while the two copies differ a commit is being published and nothing is kept.
     The header is read before the query, so an answer kept may be newer than the header it is filed
-    under, never older: the next change empties the cache anyway. Bounded: small answers only, and at
-    most `MAX_ENTRIES` of them.
+    under, never older: the next change empties the cache anyway. Bounded: small answers only, at most
+    `MAX_ENTRIES` of them and `MAX_TOTAL` bytes in all.
     """
 
     HEADER = 96
     MAX_ENTRIES = 4096
     MAX_BYTES = 64 * 1024
+    MAX_TOTAL = 16 * 1024 * 1024
 
     def __init__(self, header: mmap.mmap) -> None:
         self._header = header
-        self._seen = b""
-        self._answers: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        self.answers: KeptWhileUnchanged[tuple[Any, ...], list[tuple[Any, ...]]] = KeptWhileUnchanged(
+            self.MAX_ENTRIES, self.MAX_BYTES, self.MAX_TOTAL
+        )
 
     @classmethod
     def of(cls, shm: str) -> _Unchanged | None:
@@ -109,19 +118,9 @@ class _Unchanged:
         half = self.HEADER // 2
         return header if header[:half] == header[half:] else None
 
-    def get(self, header: bytes, key: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
-        if header != self._seen:
-            self._answers.clear()
-            self._seen = header
-            return None
-        return self._answers.get(key)
-
     def keep(self, header: bytes, key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        if header != self._seen or len(self._answers) >= self.MAX_ENTRIES:
-            return
         size = sum(len(value) for row in rows for value in row if isinstance(value, str | bytes))
-        if size <= self.MAX_BYTES:
-            self._answers[key] = rows
+        self.answers.keep(header, key, rows, size)
 
 
 # Each WAL index file mapped in this process, by device and inode, with the descriptor it was mapped
@@ -169,11 +168,14 @@ class SQLiteReader:
         if unchanged is None or header is None:
             return self._connection.execute(compiled.sql, args).fetchall()
         key = (compiled.sql, *args)
-        rows = unchanged.get(header, key)
+        rows = unchanged.answers.get(header, key)
         if rows is None:
             rows = self._connection.execute(compiled.sql, args).fetchall()
             unchanged.keep(header, key, rows)
         return list(rows)
+
+    def version(self) -> bytes | None:
+        return self._unchanged.now() if self._unchanged is not None else None
 
     async def check(self) -> None:
         """On a fresh connection: the long-lived one keeps a deleted or replaced file open and would go
@@ -207,6 +209,9 @@ class PostgresReader:
 
     async def check(self) -> None:
         await self._pool.fetch(_CHECK)
+
+    def version(self) -> bytes | None:
+        return None  # no shared memory to read: every request asks the database (see the module's docstring)
 
     async def close(self) -> None:
         await self._pool.close()

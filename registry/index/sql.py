@@ -493,6 +493,9 @@ class SQLIndex:
         assert self._reader is not None, "SQLIndex.open() was not awaited"
         await self._reader.check()
 
+    def version(self) -> bytes | None:
+        return self._reader.version() if self._reader is not None else None
+
     async def usage(self) -> Usage:
         blobs, stored = (await self._rows(_BLOB_TOTALS))[0]
         uploads = (await self._rows(_OPEN_UPLOADS))[0][0]

@@ -6,6 +6,10 @@ the request id is set before anything else can log. It only wraps `receive` and 
 and catch the status; the route's name is read from the scope, where the gate (or, outside /v2/, the
 router) put it, or, for a request answered before either (a 431), matched from the route table then.
 
+A pull whose answer is kept (registry/api/kept.py) is answered here, from memory, with its own request
+id, access line, metrics and events: the layers inside are only worth going through while the answer
+is not known. A request that could have been so answered, and was not, leaves its answer to be kept.
+
 With `metrics_listen`, the same server also listens on that address; requests arriving there may only
 reach the operator's paths (metrics and health), and everything else is 404 there.
 """
@@ -20,6 +24,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.api.kept import Answer, KeptAnswers, Miss
 from registry.api.matching import RouteTable
 from registry.auth.origin import client_address
 from registry.config import Settings
@@ -30,13 +35,18 @@ from registry.observe.requestid import HEADER, request_id
 if TYPE_CHECKING:
     from registry.observe.metrics import RequestMetrics
 
+# The request's context, the token that ends it, and when it started.
+_Request = tuple[RequestContext, object, float]
 OPERATOR_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 UNMATCHED = "unmatched"
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute], kept: KeptAnswers | None = None
+    ) -> None:
         self.app = app
+        self.kept = kept
         self.routes = RouteTable(routes)
         self.trusted = settings.trusted_proxy_addresses
         self.access_log: AccessLog | None = None
@@ -64,7 +74,12 @@ class Observe:
         context = RequestContext(rid, client_address(scope, self.trusted), scope)
         token = enter_request(context)
         id_header = (HEADER, rid.encode())
-        status = received = sent = 0
+        found = self.kept.find(scope) if self.kept is not None else None
+        if type(found) is Answer:
+            await self._answer_again(found, scope, send, id_header, (context, token, started))
+            return
+        status = received = sent = bodies = 0
+        answered: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
 
         async def observed_receive() -> Message:
             nonlocal received
@@ -74,27 +89,58 @@ class Observe:
             return message
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, bodies, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                answered = (message.get("headers", []), b"")
+                message["headers"] = [*answered[0], id_header]
             elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
+                body = message.get("body", b"")
+                sent += len(body)
+                bodies += 1
+                answered = (answered[0], body)
             await send(message)
 
         try:
             await self.app(scope, observed_receive, observed_send)
+            if type(found) is Miss and bodies == 1 and self.kept is not None:
+                self.kept.keep(found, scope, status, *answered)
         finally:
-            # No status: the app failed before answering, and the server answers 500.
-            duration = time.perf_counter() - started
-            outcome = Outcome(status or 500, received, sent, duration, self._route(scope))
+            self._done(scope, (context, token, started), status, received, sent)
+
+    async def _answer_again(
+        self, answer: Answer, scope: Scope, send: Send, id_header: tuple[bytes, bytes], request: _Request
+    ) -> None:
+        """A kept answer (registry/api/kept.py), with this request's own id, line, counts and events."""
+        scope["route"], scope["path_params"] = answer.route, answer.path_params
+        status = sent = 0
+        try:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [*answer.headers, id_header]}
+            )
+            status = 200
+            await send({"type": "http.response.body", "body": answer.body})
+            sent = len(answer.body)
+            if answer.replay is not None:
+                answer.replay()
+        finally:
+            self._done(scope, request, status, 0, sent)
             if self.metrics is not None:
-                self.metrics.record(
-                    outcome.route, scope["method"], outcome.status, outcome.duration, received, sent
-                )
-            if self.access_log is not None:
-                self.access_log.write(context, outcome)
-            leave_request(token)
+                self.metrics.record_kept(self._route(scope))
+
+    def _done(self, scope: Scope, request: _Request, status: int, received: int, sent: int) -> None:
+        """The request's access line and metrics; its context ends."""
+        context, token, started = request
+        # No status: the app failed before answering, and the server answers 500.
+        duration = time.perf_counter() - started
+        outcome = Outcome(status or 500, received, sent, duration, self._route(scope))
+        if self.metrics is not None:
+            self.metrics.record(
+                outcome.route, scope["method"], outcome.status, outcome.duration, received, sent
+            )
+        if self.access_log is not None:
+            self.access_log.write(context, outcome)
+        leave_request(token)
 
     def _flushing(self, send: Send) -> Send:
         """The lifespan's send: the buffered access lines and counts are written before the server

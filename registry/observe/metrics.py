@@ -34,6 +34,11 @@ DURATION = Histogram(
     ["route", "method"],
     buckets=_BUCKETS,
 )
+KEPT = Counter(
+    "registry_http_kept_answers",
+    "Requests answered from memory, as the same request was while the index was unchanged, by route",
+    ["route"],
+)
 RECEIVED = Counter("registry_http_received_bytes", "Request body bytes received", ["route"])
 SENT = Counter("registry_http_sent_bytes", "Response body bytes sent", ["route"])
 EVENTS = Counter(
@@ -113,6 +118,7 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple] = {}
+        self._kept: dict[str, Counter] = {}
 
     def record(self, route: str, method: str, status: int, duration: float, received: int, sent: int) -> None:
         label = method if method in _METHODS else "other"
@@ -132,6 +138,13 @@ class RequestMetrics:
             PENDING.inc(received_bytes, received)
         if sent:
             PENDING.inc(sent_bytes, sent)
+
+    def record_kept(self, route: str) -> None:
+        """One more request of `route` answered from a kept answer (registry/api/kept.py)."""
+        kept = self._kept.get(route)
+        if kept is None:
+            kept = self._kept[route] = KEPT.labels(route)
+        PENDING.inc(kept)
 
     @staticmethod
     def flush() -> None:

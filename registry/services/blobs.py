@@ -136,18 +136,20 @@ class BlobService:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
         return size
 
-    async def found(self, repository: str, digest: Digest) -> int:
+    async def found(self, repository: str, digest: Digest) -> tuple[int, float]:
         """`size` for a HEAD: a client about to reference the blob, so its link is kept fresh (a write
-        only when the link is older than `link_refresh`)."""
+        only when the link is older than `link_refresh`); and until when (POSIX seconds) the link stays
+        fresh, so that an answer kept until then needs no write."""
         link = await self.index.blob_link(repository, str(digest))
         if link is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
         size, linked_at = link
         # Read first: a HEAD of a fresh link writes nothing (a write per HEAD cost half its rate).
-        older_than = datetime.now(UTC) - self.link_refresh
-        if linked_at < older_than:
-            await self.index.refresh_link(repository, str(digest), older_than)
-        return size
+        now = datetime.now(UTC)
+        if linked_at < now - self.link_refresh:
+            await self.index.refresh_link(repository, str(digest), now - self.link_refresh)
+            linked_at = now
+        return size, (linked_at + self.link_refresh).timestamp()
 
     async def open(self, repository: str, digest: Digest, first: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [first, end) of a blob, its first piece already read from the store.

@@ -245,13 +245,11 @@ class ManifestService:
             )
         return record
 
-    async def pull(self, repository: str, reference: str, accept_headers: list[str]) -> ManifestRecord:
-        """`find` for a client that reads the manifest (a GET): that is a pull event, a HEAD is not,
-        as in Distribution."""
-        record = await self.find(repository, reference, accept_headers)
+    def pulled(self, repository: str, reference: str, record: ManifestRecord) -> None:
+        """A client read the manifest `find` gave (a GET): a pull event, as in Distribution, where a HEAD
+        is none. Once per GET, a GET answered from a kept answer included."""
         tag = "" if is_digest(reference) else reference
         self.events.emit(_manifest_event(Action.PULL, repository, record, tag))
-        return record
 
     async def delete(self, repository: str, reference: str) -> None:
         """By digest: the manifest and every tag on it. By tag: only the tag. Neither when an immutable

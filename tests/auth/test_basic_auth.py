@@ -117,6 +117,19 @@ def test_anonymous_gets_what_the_rules_give(anonymous: httpx.Client, login) -> N
     assert "team/anon" in login("bob").get("/v2/_catalog").json()["repositories"]
 
 
+def test_a_pull_is_decided_for_each_caller(anonymous: httpx.Client, login) -> None:
+    """No answer given to one caller is given again to another: with auth on, no pull is answered from
+    memory (registry/api/kept.py)."""
+    alice = login("alice")
+    body = image_manifest(alice, "team/kept", layers=[b"team only"])
+    assert put_manifest(alice, "team/kept", "1", body).status_code == 201
+    pulls = [("GET", "/v2/team/kept/manifests/1"), ("HEAD", f"/v2/team/kept/blobs/{sha256(b'team only')}")]
+    for method, path in pulls:
+        assert [alice.request(method, path).status_code for _ in range(2)] == [200, 200]
+        assert anonymous.request(method, path).status_code == 401
+        assert login("alice", "wrong-password").request(method, path).status_code == 401
+
+
 def test_no_token_service_in_basic_mode(login) -> None:
     assert login("alice").get("/auth/token").status_code == 404
 

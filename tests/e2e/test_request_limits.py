@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.oci import push_blob
 from tests.support.server import RegistryProcess
 
 pytestmark = pytest.mark.both_servers
@@ -50,6 +51,16 @@ def test_requests_per_client_are_rate_limited(make_server) -> None:
         assert [client.get("/v2/", headers=forwarded).status_code for _ in range(6)] == [200] * 5 + [429]
         other = {"X-Forwarded-For": "203.0.113.8"}
         assert client.get("/v2/", headers=other).status_code == 200
+
+
+def test_repeated_pulls_are_rate_limited_too(make_server) -> None:
+    """A pull the registry could answer from memory (registry/api/kept.py) still spends the client's
+    tokens: with a rate limit, none is."""
+    server: RegistryProcess = make_server(REGISTRY_LIMITS_RATE="0.1", REGISTRY_LIMITS_BURST="5")
+    with server.client() as client:
+        # The readiness check spent one of five, the push one more.
+        blob = f"/v2/limited/repo/blobs/{push_blob(client, 'limited/repo', b'pulled often')}"
+        assert [client.head(blob).status_code for _ in range(4)] == [200] * 3 + [429]
 
 
 def test_rate_limit_is_off_by_default(make_server) -> None:

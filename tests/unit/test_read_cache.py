@@ -151,4 +151,24 @@ def test_entries_are_bounded(tmp_path: Path) -> None:
     for number in range(_Unchanged.MAX_ENTRIES + 10):
         asyncio.run(reader.all(BY_NAME, name=f"tag{number}"))
     assert reader._unchanged is not None
-    assert len(reader._unchanged._answers) == _Unchanged.MAX_ENTRIES
+    assert len(reader._unchanged.answers) == _Unchanged.MAX_ENTRIES
+
+
+def test_the_version_moves_with_every_commit(tmp_path: Path) -> None:
+    """What kept answers (registry/api/kept.py) are filed under: a new token after each commit."""
+    writer = _database(tmp_path / "index.db")
+    reader, queries = _reader(tmp_path / "index.db")
+    seen = [reader.version()]
+    for target in (2, 3):
+        writer.execute("UPDATE tags SET target = ? WHERE name = 'latest'", (target,))
+        seen.append(reader.version())
+    assert None not in seen and len(set(seen)) == 3
+    assert reader.version() == seen[-1] and not queries  # read from memory, no query
+    asyncio.run(reader.close())
+    assert reader.version() is None
+
+
+def test_without_wal_there_is_no_version(tmp_path: Path) -> None:
+    _database(tmp_path / "index.db", journal="delete")
+    reader, _ = _reader(tmp_path / "index.db")
+    assert reader.version() is None
