@@ -70,7 +70,11 @@ async def get_blob(request: Request) -> Response:
         # The client repeats the request (Range included) at the bucket, as with Distribution's redirect.
         moved = {"Location": url, "Docker-Content-Digest": str(digest), "Content-Length": "0"}
         return Response(status_code=307, headers=moved)
-    # The pathsend extension sends a whole file and has no byte range: ranges stream.
+    # A small blob is sent from memory; a larger one as a file, whole (the pathsend extension has no
+    # byte range); a range of it streams.
+    small = await blobs.small(name, digest, size, start, end)
+    if small is not None:
+        return PreparedResponse(status, headers, small)
     if wanted is None and PATHSEND in request.scope.get("extensions", {}):
         path = await blobs.local_file(name, digest, size)
         if path is not None:

@@ -162,10 +162,22 @@ class BlobService:
         try:
             piece = await anext(stream, b"")
         except BlobUnreadable as error:
-            log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)}) from None
+            raise _unreadable(repository, digest, error) from None
         self._pulled(repository, digest, end - first)
         return _resumed(piece, stream)
+
+    async def small(self, repository: str, digest: Digest, size: int, first: int, end: int) -> bytes | None:
+        """Bytes [first, end) of a blob of `size` bytes small enough to be kept in memory (see
+        `BlobStore.small_blob`), or None for a larger one. As with `open`, bytes the store lost or
+        that do not match their digest answer BLOB_UNKNOWN before any status line."""
+        try:
+            data = await self.store.small_blob(digest, size)
+        except BlobUnreadable as error:
+            raise _unreadable(repository, digest, error) from None
+        if data is None:
+            return None
+        self._pulled(repository, digest, end - first)
+        return data if (first, end) == (0, size) else data[first:end]
 
     def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
         """Where the client may fetch a whole blob itself (a presigned S3 URL), or None to serve it.
@@ -373,3 +385,10 @@ class BlobService:
         # S3 multipart uploads included: only staged bytes as old as an expired session's.
         leftovers = await self.store.purge_uploads(before.timestamp(), set(await self.index.upload_ids()))
         return len(expired) + leftovers + await self.store.purge_ingest(before.timestamp())
+
+
+def _unreadable(repository: str, digest: Digest, error: BlobUnreadable) -> RegistryError:
+    """What a blob the index lists but the store cannot give answers: one integrity line, and
+    BLOB_UNKNOWN for the client."""
+    log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
+    return RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})

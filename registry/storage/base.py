@@ -73,6 +73,12 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def small_blob(self, digest: Digest, size: int) -> bytes | None:
+        """A whole committed blob of `size` bytes, verified, when it is small enough to be kept in
+        memory (later calls answer from there); None when it is not. Raises BlobUnreadable when the
+        stored bytes are missing, short, or not the digest's."""
+        ...
+
     def local_path(self, digest: Digest) -> Path | None:
         """Where a committed blob's bytes sit as a local file, for a server that sends files itself
         (zero-copy); None when the store keeps no such file. Only names the place: the file may be

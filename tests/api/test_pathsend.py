@@ -1,6 +1,7 @@
 """Blob GETs through the ASGI pathsend extension, seen from the app's side: the app is called in this
 process with a scope that offers the extension (or not), and what it sends is recorded. (On a real
-server, every blob GET of the API suites on granian takes this path too.)"""
+server, every blob GET of the API suites on granian over SMALL_BLOB takes this path too.) Smaller
+blobs go out from memory (BlobStore.small_blob), whatever the server offers."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from registry.app import create_app
 from registry.cli.prepare import prepare
 from registry.config import Settings
 from registry.storage import FilesystemStore
+from registry.storage.content import SMALL_BLOB
 from registry.types import Digest
 from tests.support.asgi import http_scope
 
@@ -56,13 +58,17 @@ def app(tmp_path: Path) -> Iterator[ASGIApp]:
     yield create_app(settings)
 
 
-@pytest.fixture
-def blob(app, tmp_path: Path) -> tuple[str, bytes, Path]:
-    data = os.urandom(300_000)
+def _pushed(app: ASGIApp, tmp_path: Path, size: int) -> tuple[str, bytes, Path]:
+    data = os.urandom(size)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     [start, *_] = call(app, "POST", f"/v2/{REPO}/blobs/uploads/", query=f"digest={digest}", body=data)
     assert start["status"] == 201
     return digest, data, FilesystemStore(tmp_path / "blobs").blob_path(Digest.parse(digest))
+
+
+@pytest.fixture
+def blob(app, tmp_path: Path) -> tuple[str, bytes, Path]:
+    return _pushed(app, tmp_path, SMALL_BLOB + 300_000)
 
 
 def test_a_whole_blob_goes_out_as_its_file(app, blob) -> None:
@@ -83,12 +89,34 @@ def test_ranges_and_servers_without_the_extension_stream(app, blob) -> None:
     assert b"".join(m.get("body", b"") for m in plain[1:]) == data
 
 
-@pytest.mark.parametrize("damage", ["delete", "truncate"])
-def test_a_lost_file_is_404_not_sent(app, blob, damage: str) -> None:
-    digest, data, path = blob
+def test_a_small_blob_goes_out_from_memory(app, tmp_path: Path) -> None:
+    digest, data, _ = _pushed(app, tmp_path, 300_000)
+    for pathsend in (True, False):
+        start, sent = call(app, "GET", f"/v2/{REPO}/blobs/{digest}", pathsend=pathsend)
+        assert start["status"] == 200 and (b"content-length", str(len(data)).encode()) in start["headers"]
+        assert sent == {"type": "http.response.body", "body": data}
+    ranged = call(app, "GET", f"/v2/{REPO}/blobs/{digest}", headers=[(b"range", b"bytes=10-99")])
+    assert ranged[0]["status"] == 206 and ranged[1]["body"] == data[10:100]
+
+
+# A whole large file goes out unread, rotten or not: the client's digest check finds the rot.
+@pytest.mark.parametrize(
+    ("size", "damage"),
+    [
+        ("small", "delete"),
+        ("small", "truncate"),
+        ("small", "rot"),
+        ("large", "delete"),
+        ("large", "truncate"),
+    ],
+)
+def test_a_lost_file_is_404_not_sent(app, tmp_path: Path, damage: str, size: str) -> None:
+    digest, data, path = _pushed(app, tmp_path, 300_000 if size == "small" else SMALL_BLOB + 1000)
     if damage == "delete":
         path.unlink()
-    else:
+    elif damage == "truncate":
         path.write_bytes(data[:1000])
+    else:
+        path.write_bytes(b"x" + data[1:])
     start, body = call(app, "GET", f"/v2/{REPO}/blobs/{digest}")
     assert start["status"] == 404 and b"BLOB_UNKNOWN" in body["body"]

@@ -22,6 +22,10 @@ Clients, chosen so that the client is not the limit:
   as wrk). Without wrk (or with --httpx) GET also uses that generator and the writes an asyncio httpx
   generator, which needs much of a core itself and understates write rates.
 
+Before each timed big push or pull the script writes back every dirty page (`sync`, not timed):
+Distribution never fsyncs, and the kernel writing its pushes back some 30 s later otherwise lands in
+whatever runs then, ours as often as not.
+
 Each request rate comes with its latency, p50 and p99 of every request sent (wrk's distribution, or
 the raw generator's own timings; for the two-request push, of each request).
 
@@ -552,6 +556,13 @@ def push_monolithic(server: Server, client: Client, big: BigFile) -> float:
         seconds += opened
     check_blob(client, digest, big.size)
     return big.size / seconds / 1e6
+
+
+def settle_disk() -> None:
+    """Write back every dirty page before a timed transfer: what one server left to the kernel to
+    write (Distribution never fsyncs; the kernel writes its pushes 30 s later) must not land in the
+    next one's measurement. Not timed."""
+    os.sync()
 
 
 def push_chunked(server: Server, client: Client, big: BigFile) -> float:
@@ -1395,6 +1406,7 @@ def main() -> int:
                 figures = []
                 for _ in range(repeats):
                     fn = push_monolithic if kind == "mono" else push_chunked
+                    settle_disk()
                     figures.append(fn(s, clients[s.key], big))
                     last_digest[s.key] = big.digest
                 log(f"{s.label:>12}: {kind} runs {', '.join(f'{f:.0f}' for f in figures)} MB/s")
@@ -1409,7 +1421,10 @@ def main() -> int:
             digest = last_digest.get(s.key)
             if not digest:
                 raise BenchError("no big blob was pushed, nothing to pull")
-            figures = [pull(s, big, digest) for _ in range(repeats)]
+            figures = []
+            for _ in range(repeats):
+                settle_disk()
+                figures.append(pull(s, big, digest))
             log(f"{s.label:>12}: pull runs {', '.join(f'{f:.0f}' for f in figures)} MB/s")
             verify_pull(s, digest, big.size)
             return statistics.median(figures)

@@ -10,6 +10,7 @@ import pytest
 
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import BlobStore, BlobUnreadable, FilesystemStore
+from registry.storage.content import SMALL_BLOB, SMALL_BLOBS_TOTAL
 from registry.storage.verify import Pace, rehash
 from registry.types import Digest
 from tests.storage.conftest import Backend
@@ -266,6 +267,50 @@ def test_read_of_lost_bytes_fails_before_the_first_piece(backend: Backend, size:
         await store.ingest(stream(data), digest)
         await first_piece(0, size + 1)
         await first_piece(size - size // 2, size + 100)
+
+    run(scenario())
+
+
+def test_small_blobs_are_kept_verified(backend: Backend) -> None:
+    """A small blob's bytes, verified, from memory after the first read: what happens to the stored
+    copy later changes nothing, since bytes named by their digest never change. Stored bytes that do
+    not match their digest are never given."""
+    data, rotten, big = os.urandom(SMALL), os.urandom(SMALL), os.urandom(SMALL_BLOB + 1)
+
+    async def scenario() -> None:
+        store = backend.open()
+        for blob in (data, rotten, big):
+            await store.ingest(stream(blob), Digest.of(blob))
+        assert await store.small_blob(Digest.of(big), len(big)) is None  # too big to keep
+        assert await store.small_blob(Digest.of(data), SMALL) == data
+        await store.delete(Digest.of(data))
+        assert await store.small_blob(Digest.of(data), SMALL) == data
+        with pytest.raises(BlobUnreadable, match=Digest.of(data).hex):
+            await backend.open().small_blob(Digest.of(data), SMALL)  # another process never read it
+
+        backend.write_raw(blob_path(Digest.of(rotten)), b"x" + rotten[1:])
+        for _ in range(2):
+            with pytest.raises(BlobUnreadable, match="do not match"):
+                await store.small_blob(Digest.of(rotten), SMALL)
+
+    run(scenario())
+
+
+def test_small_blobs_kept_are_bounded(backend: Backend) -> None:
+    blobs = [os.urandom(SMALL_BLOB) for _ in range(SMALL_BLOBS_TOTAL // SMALL_BLOB + 1)]
+
+    async def scenario() -> None:
+        store = backend.open()
+        for blob in blobs:
+            await store.ingest(stream(blob), Digest.of(blob))
+            assert await store.small_blob(Digest.of(blob), len(blob)) == blob
+        for blob in blobs:
+            await store.delete(Digest.of(blob))
+        # The first read went out to make room for the last; the others are still at hand.
+        with pytest.raises(BlobUnreadable):
+            await store.small_blob(Digest.of(blobs[0]), SMALL_BLOB)
+        for blob in blobs[1:]:
+            assert await store.small_blob(Digest.of(blob), SMALL_BLOB) == blob
 
     run(scenario())
 
