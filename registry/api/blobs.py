@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from starlette.requests import Request
@@ -74,6 +75,7 @@ async def get_blob(request: Request) -> Response:
     # byte range); a range of it streams.
     small = await blobs.small(name, digest, size, start, end)
     if small is not None:
+        keep(request, replay=functools.partial(blobs.pulled, name, digest, size))
         return PreparedResponse(status, headers, small)
     if wanted is None and PATHSEND in request.scope.get("extensions", {}):
         path = await blobs.local_file(name, digest, size)

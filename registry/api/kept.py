@@ -2,16 +2,18 @@
 
 Manifest GETs and HEADs and blob HEADs are most of what a registry answers, and their answers depend on
 nothing but the index (a manifest's bytes are in it; a blob HEAD answers from it alone) and the
-request's method, path and Accept header. So the observe layer keeps such an answer as it went out
-(status, headers, body) under the index's version, a token every commit by any process changes (the
-SQLite WAL index header: see registry/index/reads.py), and answers the same request from it while the
-version holds, without the layers in between, the route table or the handler. In-process
-(`tests/perf/layers.py`) that took a manifest GET from about 33 to 12 us of our own CPU.
+request's method, path and Accept header; so does a small blob's GET, whose bytes the store keeps in
+memory anyway (`BlobStore.small_blob`: bytes named by their digest never change). So the observe
+layer keeps such an answer as it went out (status, headers, body) under the index's version, a token
+every commit by any process changes (the SQLite WAL index header: see registry/index/reads.py), and
+answers the same request from it while the version holds, without the layers in between, the route
+table or the handler. In-process (`tests/perf/layers.py`) that took a manifest GET from about 33 to
+12 us of our own CPU.
 
-The request still gets its own id, access line, request metrics and, for a GET of a manifest, its pull
-event: a handler marks an answer with `keep(request, replay, until)`, where `replay` is what must happen
-each time the answer is given again and `until` the time (POSIX seconds) after which it must be
-computed again (a blob HEAD refreshes the blob's link once the link is old).
+The request still gets its own id, access line, request metrics and, for a GET, its pull event: a
+handler marks an answer with `keep(request, replay, until)`, where `replay` is what must happen each
+time the answer is given again and `until` the time (POSIX seconds) after which it must be computed
+again (a blob HEAD refreshes the blob's link once the link is old).
 
 Nothing is kept, and every request goes the whole way:
 - while the index gives no version: PostgreSQL, where every request reads the committed state;
@@ -33,6 +35,7 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from registry.limits.headers import header_size
+from registry.storage.content import SMALL_BLOB
 from registry.unchanged import KeptWhileUnchanged
 
 # Where a handler's mark waits in the scope for the observe layer.
@@ -71,7 +74,8 @@ class Miss:
 
 class KeptAnswers:
     MAX_ENTRIES = 4096
-    MAX_ENTRY = 64 * 1024
+    # A small blob's GET included: its body is the bytes object the store keeps anyway.
+    MAX_ENTRY = SMALL_BLOB + 64 * 1024
     MAX_TOTAL = 16 * 1024 * 1024
 
     def __init__(self, version: Callable[[], bytes | None], max_header_size: int) -> None:

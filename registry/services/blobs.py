@@ -163,7 +163,7 @@ class BlobService:
             piece = await anext(stream, b"")
         except BlobUnreadable as error:
             raise _unreadable(repository, digest, error) from None
-        self._pulled(repository, digest, end - first)
+        self.pulled(repository, digest, end - first)
         return _resumed(piece, stream)
 
     async def small(self, repository: str, digest: Digest, size: int, first: int, end: int) -> bytes | None:
@@ -176,7 +176,7 @@ class BlobService:
             raise _unreadable(repository, digest, error) from None
         if data is None:
             return None
-        self._pulled(repository, digest, end - first)
+        self.pulled(repository, digest, end - first)
         return data if (first, end) == (0, size) else data[first:end]
 
     def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
@@ -184,10 +184,11 @@ class BlobService:
         The store is not asked whether it still has the bytes: a lost object is the bucket's 404."""
         url = self.store.redirect_url(digest)
         if url is not None:
-            self._pulled(repository, digest, size)
+            self.pulled(repository, digest, size)
         return url
 
-    def _pulled(self, repository: str, digest: Digest, size: int) -> None:
+    def pulled(self, repository: str, digest: Digest, size: int) -> None:
+        """A pull event: once per GET of the blob's bytes, one answered from a kept answer included."""
         self.events.emit(Event.now(Target.BLOB, Action.PULL, repository, digest=str(digest), size=size))
 
     async def local_file(self, repository: str, digest: Digest, size: int) -> Path | None:
@@ -209,7 +210,7 @@ class BlobService:
             )
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
         # A pull as much as `open`'s (metrics and webhooks once missed the zero-copy sends).
-        self._pulled(repository, digest, size)
+        self.pulled(repository, digest, size)
         return path
 
     async def delete(self, repository: str, digest: Digest) -> None:

@@ -23,15 +23,16 @@ def _comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, s
 
 def test_a_pull_answered_again_is_the_answer_it_was(make_server, database: str) -> None:
     server: RegistryProcess = make_server(REGISTRY_SERVER_WORKERS="1")
-    repo = "kept/app"
+    repo, layer = "kept/app", b"a kept layer"
     with server.client() as client:
-        manifest = image_manifest(client, repo, layers=[b"a kept layer"])
+        manifest = image_manifest(client, repo, layers=[layer])
         assert put_manifest(client, repo, "v1", manifest).status_code == 201
         pulls = [
             ("GET", f"/v2/{repo}/manifests/v1", ACCEPT),
             ("HEAD", f"/v2/{repo}/manifests/v1", ACCEPT),
             ("GET", f"/v2/{repo}/manifests/{sha256(manifest)}", {}),
-            ("HEAD", f"/v2/{repo}/blobs/{sha256(b'a kept layer')}", {}),
+            ("HEAD", f"/v2/{repo}/blobs/{sha256(layer)}", {}),
+            ("GET", f"/v2/{repo}/blobs/{sha256(layer)}", {}),
         ]
         ids = []
         for method, path, headers in pulls:
@@ -48,8 +49,10 @@ def test_a_pull_answered_again_is_the_answer_it_was(make_server, database: str) 
         for route in ("get_manifest", "get_blob")
     }
     # Each second request, on SQLite; PostgreSQL gives no version to keep answers under.
-    assert kept == ({"get_manifest": 0, "get_blob": 0} if database else {"get_manifest": 3, "get_blob": 1})
+    assert kept == ({"get_manifest": 0, "get_blob": 0} if database else {"get_manifest": 3, "get_blob": 2})
     assert value(found, "registry_events_total", target="manifest", action="pull") == 4
+    assert value(found, "registry_events_total", target="blob", action="pull") == 2
+    assert value(found, "registry_event_bytes_total", target="blob", action="pull") == 2 * len(layer)
     assert value(found, "registry_event_bytes_total", target="manifest", action="pull") == 4 * len(manifest)
     answered = {"GET": 4, "HEAD": 2}
     for method, count in answered.items():
@@ -96,6 +99,8 @@ def test_what_a_kept_answer_does_not_cover_goes_the_whole_way(client: httpx.Clie
 
     blob = f"/v2/{repo}/blobs/{sha256(b'layer')}"
     assert [client.head(blob).status_code for _ in range(2)] == [200, 200]
+    assert [client.get(blob).content for _ in range(2)] == [b"layer", b"layer"]
+    assert client.get(blob, headers={"Range": "bytes=1-2"}).content == b"ay"
     ranged = client.head(blob, headers={"Range": "bytes=1-2"})
     assert ranged.status_code == 206 and ranged.headers["Content-Range"] == "bytes 1-2/5"
     beyond = client.head(blob, headers={"Range": "bytes=9-"})
