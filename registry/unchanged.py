@@ -18,7 +18,7 @@ V = TypeVar("V")
 
 
 class KeptWhileUnchanged(Generic[K, V]):
-    __slots__ = ("_total", "_values", "_version", "max_entries", "max_entry", "max_total")
+    __slots__ = ("_sizes", "_total", "_values", "_version", "max_entries", "max_entry", "max_total")
 
     def __init__(self, max_entries: int, max_entry: int, max_total: int) -> None:
         self.max_entries = max_entries
@@ -26,29 +26,30 @@ class KeptWhileUnchanged(Generic[K, V]):
         self.max_total = max_total
         self._version = b""
         self._values: dict[K, V] = {}
+        self._sizes: dict[K, int] = {}
         self._total = 0
 
     def get(self, version: bytes, key: K) -> V | None:
         """The value kept for `key` at `version`; a version not seen before forgets everything kept."""
         if version != self._version:
             self._values.clear()
+            self._sizes.clear()
             self._total = 0
             self._version = version
             return None
         return self._values.get(key)
 
     def keep(self, version: bytes, key: K, value: V, size: int) -> None:
-        """Keep `value` (`size` bytes) if it was computed at the version now current and fits."""
-        if (
-            version != self._version
-            or key in self._values  # two requests missed together: the first answer stands
-            or size > self.max_entry
-            or len(self._values) >= self.max_entries
-            or self._total + size > self.max_total
-        ):
+        """Keep `value` (`size` bytes) if it was computed at the version now current and fits; it
+        replaces what `key` had."""
+        if version != self._version or size > self.max_entry:
+            return
+        total = self._total - self._sizes.get(key, 0) + size
+        if total > self.max_total or (key not in self._values and len(self._values) >= self.max_entries):
             return
         self._values[key] = value
-        self._total += size
+        self._sizes[key] = size
+        self._total = total
 
     def __len__(self) -> int:
         return len(self._values)

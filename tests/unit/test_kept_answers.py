@@ -108,7 +108,8 @@ def test_unmarked_and_failed_answers_are_not_kept() -> None:
 
 
 def test_an_answer_is_given_again_only_until_its_time() -> None:
-    """A blob HEAD's answer holds while the blob's link is fresh; after that the HEAD must refresh it."""
+    """A blob HEAD's answer holds while the blob's link is fresh; after that the HEAD must refresh it,
+    and its new answer replaces the old."""
     kept = _kept(Versions())
     scope = http_scope("HEAD", "/v2/kept/app/blobs/sha256:" + "0" * 64)
     _answered(kept, scope, until=time.time() + 3600)
@@ -116,6 +117,8 @@ def test_an_answer_is_given_again_only_until_its_time() -> None:
     later = http_scope("HEAD", "/v2/kept/app/blobs/sha256:" + "1" * 64)
     _answered(kept, later, until=time.time() - 1)
     assert isinstance(kept.find(later), Miss)
+    _answered(kept, later, until=time.time() + 3600)
+    assert isinstance(kept.find(later), Answer)
 
 
 def test_an_answer_computed_under_an_older_version_is_not_kept() -> None:
@@ -145,7 +148,9 @@ def test_memory_is_bounded_by_entries_entry_size_and_total() -> None:
     values.keep(b"v", 3, b"x", size=0)
     assert len(values) == 3
     assert values.get(b"v", 3) is None  # past max_entries
-    values.keep(b"v", 0, b"again", size=1)
-    assert values.get(b"v", 0) == b"x"  # the first answer stands
+    values.keep(b"v", 0, b"again", size=10)  # replaces, and takes no more room
+    assert values.get(b"v", 0) == b"again"
+    values.keep(b"v", 2, b"bigger", size=10)  # 10 + 10 + 10 + 0: over 25 in all, refused
+    assert values.get(b"v", 2) == b"x"
     assert values.get(b"w", 0) is None
     assert len(values) == 0
