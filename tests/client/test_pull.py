@@ -23,6 +23,7 @@ from registry.client.progress import Progress
 from registry.client.pull import ContentMismatch, Puller, PullResult
 from registry.client.reference import parse
 from registry.client.store import ImageStore
+from registry.storage.content import SMALL_BLOB
 from tests.client.conftest import CLI, Pushed, skopeo_push
 from tests.support.images import build_busybox_layout, foreign_arch, host_arch, read_blob
 from tests.support.server import RegistryProcess
@@ -198,22 +199,27 @@ def test_content_that_does_not_match_its_digest_is_refused(
     cli: CLI, store: ImageStore, make_server: type, tmp_path: Path
 ) -> None:
     registry: RegistryProcess = make_server()
-    layout = build_busybox_layout(tmp_path / "layout", "1")
+    # A layer over SMALL_BLOB: the registry sends such a blob's file unread, so what refuses the rotten
+    # bytes is the client's own check. (A smaller blob the registry verifies itself, and refuses.)
+    noise = {"/noise": os.urandom(SMALL_BLOB + 4096)}
+    layout = build_busybox_layout(tmp_path / "layout", "1", extra_files=noise)
     skopeo_push(layout, "1", f"{registry.host}/bad/busybox:1")
-    busybox_layer = next(
-        path for path in (layout / "blobs" / "sha256").iterdir() if path.stat().st_size > 100_000
+    large_layer = next(
+        path for path in (layout / "blobs" / "sha256").iterdir() if path.stat().st_size > SMALL_BLOB
     )
-    (served,) = [path for path in registry.data_dir.rglob(busybox_layer.name) if path.is_file()]
+    (served,) = [path for path in registry.data_dir.rglob(large_layer.name) if path.is_file()]
     corrupt = bytearray(served.read_bytes())
     corrupt[len(corrupt) // 2] ^= 0xFF
     served.write_bytes(bytes(corrupt))
 
     refused = cli("pull", f"{registry.host}/bad/busybox:1")
     assert refused.code == 1
-    assert "layer digest mismatch: expected sha256:" + busybox_layer.name in refused.err
-    assert not store.has_blob("sha256:" + busybox_layer.name)
+    assert "layer digest mismatch: expected sha256:" + large_layer.name in refused.err
+    assert not store.has_blob("sha256:" + large_layer.name)
     assert store.entries() == []
-    assert not any(store.staging.iterdir())
+    # Nothing of the rotten layer is kept to resume from (the busybox layer's download, cut short
+    # when the pull failed, may be).
+    assert not store.staging_path("sha256:" + large_layer.name).exists()
 
 
 def test_registries_off_loopback_need_tls_unless_insecure(
