@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.oci import OCI_MANIFEST, image_manifest, put_manifest, sha256
+from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, put_manifest, sha256
 from tests.support.server import RegistryProcess
 from tests.support.tools import require_tool
 from tests.support.webhooks import Receiver, endpoint_env
@@ -51,8 +51,20 @@ def receiver() -> Iterator[Receiver]:
     started.stop()
 
 
+def _kept_answers_exposed(data_dir: Path) -> set[str]:
+    """What a SQLite registry exposes once a pull was answered from memory (on PostgreSQL none is)."""
+    kept = RegistryProcess(data_dir).start()
+    try:
+        with kept.client() as client:
+            blob = f"/v2/dash/kept/blobs/{push_blob(client, 'dash/kept', b'pulled again')}"
+            assert [client.head(blob).status_code for _ in range(5)] == [200] * 5
+        return _exposed(kept)
+    finally:
+        kept.stop()
+
+
 def test_every_metric_named_is_exposed(
-    make_server: Callable[..., RegistryProcess], receiver: Receiver
+    make_server: Callable[..., RegistryProcess], receiver: Receiver, tmp_path: Path
 ) -> None:
     server = make_server(**endpoint_env(receiver))
     with server.client() as client:
@@ -67,7 +79,7 @@ def test_every_metric_named_is_exposed(
     receiver.wait_for(lambda got: len(got) >= 3)
     tokens = make_server(REGISTRY_AUTH_MODE="token")
     assert httpx.get(f"{tokens.url}/auth/token", params={"service": "registry"}).status_code == 200
-    exposed = _exposed(server) | _exposed(tokens)
+    exposed = _exposed(server) | _exposed(tokens) | _kept_answers_exposed(tmp_path / "kept")
     named = _names(_dashboard_expressions()) | _names(_alert_expressions())
     assert len(named) > 15, named  # the expressions were read, not skipped
     missing = sorted(named - exposed)

@@ -36,11 +36,16 @@ def value(found: dict[tuple[str, frozenset], float], name: str, **labels: str) -
 
 
 def _settled(found: dict[tuple[str, frozenset], float], pulls: int) -> bool:
+    """Every count of the test in: the pulls, and the push, which a worker that served no pull may
+    hold for up to DELAY (its counter file exists from its first count, before it is written)."""
     histogram = dict(route="get_manifest", method="GET")
     return (
         value(found, "registry_http_requests_total", **REQUESTS) == pulls
         and value(found, "registry_http_request_duration_seconds_count", **histogram) == pulls
         and value(found, "registry_events_total", target="manifest", action="pull") == pulls
+        and value(found, "registry_events_total", target="manifest", action="push") == 1
+        and value(found, "registry_events_total", target="blob", action="push") == 2
+        and value(found, "registry_events_total", target="tag", action="delete") == 1
     )
 
 
