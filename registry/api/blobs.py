@@ -75,7 +75,8 @@ async def get_blob(request: Request) -> Response:
     # byte range); a range of it streams.
     small = await blobs.small(name, digest, size, start, end)
     if small is not None:
-        keep(request, replay=functools.partial(blobs.pulled, name, digest, size))
+        if wanted is None:
+            keep(request, replay=functools.partial(blobs.pulled, name, digest, size))
         return PreparedResponse(status, headers, small)
     if wanted is None and PATHSEND in request.scope.get("extensions", {}):
         path = await blobs.local_file(name, digest, size)

@@ -79,7 +79,9 @@ class Observe:
             await self._answer_again(found, scope, send, id_header, (context, token, started))
             return
         status = received = sent = bodies = 0
-        answered: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
+        # What went out, for the kept answers: the headers as the app sent them, and the last body.
+        answered_headers: list[tuple[bytes, bytes]] = []
+        answered_body = b""
 
         async def observed_receive() -> Message:
             nonlocal received
@@ -89,22 +91,21 @@ class Observe:
             return message
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, sent, bodies, answered
+            nonlocal status, sent, bodies, answered_headers, answered_body
             if message["type"] == "http.response.start":
                 status = message["status"]
-                answered = (message.get("headers", []), b"")
-                message["headers"] = [*answered[0], id_header]
+                answered_headers = message.get("headers", [])
+                message["headers"] = [*answered_headers, id_header]
             elif message["type"] == "http.response.body":
-                body = message.get("body", b"")
-                sent += len(body)
+                answered_body = message.get("body", b"")
+                sent += len(answered_body)
                 bodies += 1
-                answered = (answered[0], body)
             await send(message)
 
         try:
             await self.app(scope, observed_receive, observed_send)
             if type(found) is Miss and bodies == 1 and self.kept is not None:
-                self.kept.keep(found, scope, status, *answered)
+                self.kept.keep(found, scope, status, answered_headers, answered_body)
         finally:
             self._done(scope, (context, token, started), status, received, sent)
 

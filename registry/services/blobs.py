@@ -177,7 +177,7 @@ class BlobService:
         if data is None:
             return None
         self.pulled(repository, digest, end - first)
-        return data if (first, end) == (0, size) else data[first:end]
+        return data[first:end]  # the whole blob is `data` itself, not a copy
 
     def redirect(self, repository: str, digest: Digest, size: int) -> str | None:
         """Where the client may fetch a whole blob itself (a presigned S3 URL), or None to serve it.
@@ -201,14 +201,7 @@ class BlobService:
         stored = await self.store.stat(digest)
         if stored != size:
             found = "no file in the store" if stored is None else f"the file holds {stored} bytes"
-            log.error(
-                "integrity: blob %s of repository %s is unreadable: %s, the index says %d",
-                digest,
-                repository,
-                found,
-                size,
-            )
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
+            raise _unreadable(repository, digest, f"{found}, the index says {size}")
         # A pull as much as `open`'s (metrics and webhooks once missed the zero-copy sends).
         self.pulled(repository, digest, size)
         return path
@@ -388,8 +381,8 @@ class BlobService:
         return len(expired) + leftovers + await self.store.purge_ingest(before.timestamp())
 
 
-def _unreadable(repository: str, digest: Digest, error: BlobUnreadable) -> RegistryError:
+def _unreadable(repository: str, digest: Digest, reason: BlobUnreadable | str) -> RegistryError:
     """What a blob the index lists but the store cannot give answers: one integrity line, and
     BLOB_UNKNOWN for the client."""
-    log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, error)
+    log.error("integrity: blob %s of repository %s is unreadable: %s", digest, repository, reason)
     return RegistryError(ErrorCode.BLOB_UNKNOWN, {"digest": str(digest)})
