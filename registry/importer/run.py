@@ -53,7 +53,12 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def _blob(registry: Registry, root: Path, repository: str, digest: Digest, done: Imported) -> bool:
-    """The blob in the store (copied and verified unless already there) and linked to `repository`."""
+    """The blob in the store (copied and verified unless already there) and linked to `repository`.
+
+    A running registry's collector may be about to delete the digest's bytes (pushed once, then
+    deleted): held first, they stay until the link, whether found here or copied in."""
+    hold = registry.blobs.publish_hold(digest)
+    await hold()
     size = await registry.store.stat(digest)
     if size is None:
         source = blob_path(root, digest)
@@ -61,7 +66,7 @@ async def _blob(registry: Registry, root: Path, repository: str, digest: Digest,
             done.problems.append(f"{repository}: blob {digest} is linked but its data is missing: skipped")
             return False
         try:
-            size = await registry.store.ingest(_chunks(source), digest)
+            size = await registry.store.ingest(_chunks(source), digest, hold)
         except RegistryError:
             done.problems.append(f"{repository}: blob {digest} does not match its digest: skipped")
             return False

@@ -37,12 +37,14 @@ Index rows first
 Bytes after
   A writer about to publish bytes at digest D (an upload's commit, a monolithic upload; a future store
   that skips writing bytes already present) first commits a hold: D's queue row set to an hour ahead
-  (never earlier than it was). Its link clears the row. The collector deletes D's bytes only while
-  holding D's due queue row (PostgreSQL: `FOR UPDATE SKIP LOCKED` in a transaction kept open across the
-  store's delete; SQLite: inside the write transaction) and only if no blob record for D exists; then
-  it drops the row and commits. A hold therefore either waits for a delete in progress and publishes
-  after it (the bytes are there), or makes the row not due (nothing is deleted). Store deletes are
-  idempotent, so a crash before the commit leaves the row, and the next run deletes again.
+  (never earlier than it was), taken right before the publish, or taken again there when the body
+  streamed in for over half an hour after it. Its link clears the row. The collector deletes D's
+  bytes only while holding D's due queue row (PostgreSQL: `FOR UPDATE SKIP LOCKED` in a transaction
+  kept open across the store's delete; SQLite: inside the write transaction) and only if no blob
+  record for D exists; then it drops the row and commits. A hold therefore either waits for a delete
+  in progress and publishes after it (the bytes are there), or makes the row not due (nothing is
+  deleted). Store deletes are idempotent, so a crash before the commit leaves the row, and the next
+  run deletes again.
 
 One collector at a time
   A leader lock (PostgreSQL: a session advisory lock; SQLite: an flock beside the database) is held

@@ -22,6 +22,8 @@ STORE_PASSES = "store-passes"
 DELETE_BYTES = "delete-bytes"
 # A writer, holding the digest (`hold_bytes` committed), before it publishes the bytes in the store.
 PUBLISH = "publish"
+# A writer, its bytes published, before it links them in the index.
+LINK = "link"
 
 
 async def no_pause(point: str, digest: str) -> None:

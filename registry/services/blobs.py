@@ -22,9 +22,9 @@ from registry.errors import ErrorCode, RegistryError
 from registry.events import Action, Dispatcher, Event, Target
 from registry.index import BytesHold, MetadataIndex, UploadBusy
 from registry.lifecycle.guards import Guards
-from registry.lifecycle.hooks import PUBLISH, Pause, no_pause
+from registry.lifecycle.hooks import LINK, PUBLISH, Pause, no_pause
 from registry.services.sessions import SessionClaim, claim_session
-from registry.storage import BlobStore, BlobUnreadable, BlobWriter
+from registry.storage import BeforePublish, BlobStore, BlobUnreadable, BlobWriter
 from registry.types import Digest
 
 log = logging.getLogger("registry")
@@ -32,7 +32,8 @@ log = logging.getLogger("registry")
 MOUNT_CANDIDATES = 100
 # ASCII digits only (\d takes any script's), and at most int64's 19, which int() converts in bounded time.
 # How long a writer's hold on a digest keeps a collector from deleting its bytes, should the writer die
-# between holding and linking: longer than any store takes to publish a blob.
+# between holding and linking: longer than any store takes to publish a blob. A hold taken before a body
+# streamed in is taken again before publishing once it has less than half of this left.
 PUBLISH_HOLD = timedelta(hours=1)
 _CONTENT_RANGE = re.compile(r"(?:bytes )?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
@@ -99,8 +100,12 @@ async def _resumed(piece: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield chunk
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _hold_of(digest: Digest) -> BytesHold:
-    return BytesHold(str(digest), datetime.now(UTC) + PUBLISH_HOLD)
+    return BytesHold(str(digest), _now() + PUBLISH_HOLD)
 
 
 class BlobService:
@@ -202,7 +207,7 @@ class BlobService:
         if stored != size:
             found = "no file in the store" if stored is None else f"the file holds {stored} bytes"
             raise _unreadable(repository, digest, f"{found}, the index says {size}")
-        # A pull as much as `open`'s (metrics and webhooks once missed the zero-copy sends).
+        # A pull as much as `open`'s (metrics and webhooks once missed the file sends).
         self.pulled(repository, digest, size)
         return path
 
@@ -308,23 +313,24 @@ class BlobService:
         the blob; the session ends either way, but for a last chunk at the wrong offset, refused (416)
         before anything is written, as a PATCH's is, or one over a quota (403).
 
-        The claim holds the digest's bytes (see `_hold`) in its own transaction. When nothing is staged
-        (a POST, then this PUT with every byte: what docker and skopeo do for each layer), the body is
-        published as a single-request upload is, never staged in the session: one claim, one write
-        and one link in all.
+        The claim holds the digest's bytes (see `publish_hold`) in its own transaction. When nothing is
+        staged (a POST, then this PUT with every byte: what docker and skopeo do for each layer), the
+        body is published as a single-request upload is, never staged in the session: one claim, one
+        write and one link in all.
         """
-        async with self._writing(repository, upload_id, _hold_of(digest)) as (claim, writer):
+        hold = _hold_of(digest)
+        async with self._writing(repository, upload_id, hold) as (claim, writer):
             if length is not None:
                 await self._check_room(repository, digest, writer.size + length)
             body = claim.fenced(_in_order(body, content_range, writer.size))
-            await self.pause(PUBLISH, str(digest))
+            held = self.publish_hold(digest, hold)
             try:
                 if writer.size == 0:
-                    size = await writer.publish_whole(body, digest)
+                    size = await writer.publish_whole(body, digest, held)
                 else:
                     await writer.write(body)
                     claim.check()
-                    size = await writer.commit(digest)
+                    size = await writer.commit(digest, held)
             except RegistryError as error:
                 if error.code is ErrorCode.DIGEST_INVALID:
                     await self._discard(upload_id)
@@ -339,21 +345,29 @@ class BlobService:
         store takes the bytes in one go."""
         if length is not None:
             await self._check_room(repository, digest, length)
-        await self._hold(digest)
-        size = await self.store.ingest(body, digest)
+        size = await self.store.ingest(body, digest, self.publish_hold(digest))
         await self._link_pushed(repository, digest, size)
 
-    async def _hold(self, digest: Digest) -> None:
-        """Keep collectors off the digest's bytes until our link (or PUBLISH_HOLD): called before the store
-        publishes them, it waits for a delete of them in progress to finish."""
-        await self.index.hold_bytes(_hold_of(digest))
-        await self.pause(PUBLISH, str(digest))
+    def publish_hold(self, digest: Digest, taken: BytesHold | None = None) -> BeforePublish:
+        """What a writer has the store await right before it publishes the digest's bytes: a hold that
+        keeps collectors off them until our link (or PUBLISH_HOLD), and waits for a delete of them in
+        progress to finish. A hold `taken` earlier (with a session's claim, sparing a transaction) is
+        taken again only once it has less than half of PUBLISH_HOLD left: a body may stream for longer
+        than the hold lasts, and bytes published after it lapsed could be deleted before their link."""
+
+        async def hold() -> None:
+            if taken is None or _now() > taken.until - PUBLISH_HOLD / 2:
+                await self.index.hold_bytes(_hold_of(digest))
+            await self.pause(PUBLISH, str(digest))
+
+        return hold
 
     async def _link_pushed(
         self, repository: str, digest: Digest, size: int, upload_id: str | None = None
     ) -> None:
         """Link a committed blob, its push event stored in the same transaction, then emit that event."""
         pushed = Event.now(Target.BLOB, Action.PUSH, repository, digest=str(digest), size=size)
+        await self.pause(LINK, str(digest))
         await self.index.link_blob(repository, str(digest), size, upload_id, self.events.outbox([pushed]))
         self.events.emit(pushed)
 

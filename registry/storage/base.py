@@ -8,11 +8,15 @@ Everything streams; no method takes or returns a whole blob.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Protocol
 
 from registry.types import Digest
+
+# Awaited once a blob's bytes are all in and verified, right before they appear at the digest's address:
+# where a writer renews its hold on the digest, however long the body took to arrive.
+BeforePublish = Callable[[], Awaitable[None]]
 
 
 class BlobUnreadable(Exception):
@@ -37,7 +41,7 @@ class BlobWriter(Protocol):
         """Append a stream of bytes. On failure nothing of this call is kept, so a retry starts clean."""
         ...
 
-    async def commit(self, expected: Digest) -> int:
+    async def commit(self, expected: Digest, before_publish: BeforePublish | None = None) -> int:
         """Verify the content against `expected` and make it a blob; returns its size.
 
         Raises DIGEST_INVALID (and discards the session) when the bytes do not match. An object already
@@ -45,7 +49,9 @@ class BlobWriter(Protocol):
         """
         ...
 
-    async def publish_whole(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+    async def publish_whole(
+        self, chunks: AsyncIterator[bytes], expected: Digest, before_publish: BeforePublish | None = None
+    ) -> int:
         """With nothing staged (`size` 0): verify `chunks` as the whole blob and make it one, as
         `BlobStore.ingest` does, and end the session; returns the blob's size. A wrong digest
         (DIGEST_INVALID) keeps nothing of `chunks` and leaves the session as it was."""
@@ -81,7 +87,7 @@ class BlobStore(Protocol):
 
     def local_path(self, digest: Digest) -> Path | None:
         """Where a committed blob's bytes sit as a local file, for a server that sends files itself
-        (zero-copy); None when the store keeps no such file. Only names the place: the file may be
+        (pathsend); None when the store keeps no such file. Only names the place: the file may be
         missing or damaged, which the caller checks with `stat`."""
         ...
 
@@ -94,7 +100,9 @@ class BlobStore(Protocol):
         """Remove a committed blob's bytes. Idempotent: deleting a missing blob is not an error."""
         ...
 
-    async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+    async def ingest(
+        self, chunks: AsyncIterator[bytes], expected: Digest, before_publish: BeforePublish | None = None
+    ) -> int:
         """Store a whole blob sent in one request, verified against `expected`; returns its size.
 
         As for `commit`, the verified bytes replace whatever was at the digest's address.

@@ -29,6 +29,8 @@ The rules, for every driver:
   the index's link leaves bytes no index row names; a collector finds them with `list_blob_times` and
   may remove one only once it is older than a grace longer than any publish-to-link step, so a push
   in flight never loses its bytes.
+- A writer's `before_publish` is awaited after the check, right before the bytes appear: there it
+  holds the digest against collectors (services/blobs.py), however long the body took to arrive.
 - Bytes are hashed as they arrive (in the driver's worker thread where it has one). The running sha256
   of a session stays in the process that received the bytes, and is trusted by a later request only
   under the write-claim generation rule of `BlobStore.open_upload`; anywhere else (or for another
@@ -46,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from registry.errors import ErrorCode, RegistryError
-from registry.storage.base import BlobUnreadable
+from registry.storage.base import BeforePublish, BlobUnreadable
 from registry.storage.drivers import Driver, Writer
 from registry.types import Digest
 
@@ -190,7 +192,9 @@ class ContentStore:
     async def delete(self, digest: Digest) -> None:
         await self.driver.delete(blob_path(digest))
 
-    async def ingest(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+    async def ingest(
+        self, chunks: AsyncIterator[bytes], expected: Digest, before_publish: BeforePublish | None = None
+    ) -> int:
         """A whole blob in one request, with no session: verified and published, or nothing kept.
 
         A body that fits in one piece (most configs and small layers) is hashed and then stored with
@@ -207,6 +211,7 @@ class ContentStore:
         else:
             data = b"".join(first)
             _verify(expected, await _hex_soon(expected.algorithm, data))
+            await _ready(before_publish)
             await self.driver.put(blob_path(expected), data)
             return len(data)
         hasher = expected.hasher()
@@ -217,11 +222,17 @@ class ContentStore:
             await asyncio.gather(file.cancel(), return_exceptions=True)
             raise
         try:
-            return await self._publish(file, expected, hasher.hexdigest)
+            return await self._publish(file, expected, hasher.hexdigest, before_publish)
         finally:
             await self.driver.delete(file.path)
 
-    async def _publish(self, file: Writer, expected: Digest, known: Callable[[], str] | None) -> int:
+    async def _publish(
+        self,
+        file: Writer,
+        expected: Digest,
+        known: Callable[[], str] | None,
+        before_publish: BeforePublish | None,
+    ) -> int:
         """Commit a writer, verify its bytes (`known`: their running hash) and move them into place."""
         size = file.size
         if known is not None:
@@ -230,10 +241,12 @@ class ContentStore:
             except RegistryError:
                 await file.cancel()  # never committed: its bookkeeping (S3's multipart upload) goes too
                 raise
+            await _ready(before_publish)
             await file.publish(blob_path(expected))
             return size
         await file.commit()
         _verify(expected, await self._hash_stored(file.path, expected.algorithm))
+        await _ready(before_publish)
         await self.driver.move(file.path, blob_path(expected))
         return size
 
@@ -362,24 +375,26 @@ class Session:
         state.offset = self._file.size
         return written
 
-    async def commit(self, expected: Digest) -> int:
+    async def commit(self, expected: Digest, before_publish: BeforePublish | None = None) -> int:
         """Verify and publish; on a mismatch the session is deleted."""
         if self._file is None:
-            return await self.publish_whole(_no_bytes(), expected)
+            return await self.publish_whole(_no_bytes(), expected, before_publish)
         state = self._state
         known = state.hasher.hexdigest if state is not None and expected.algorithm == "sha256" else None
         try:
-            size = await self._store._publish(self._file, expected, known)
+            size = await self._store._publish(self._file, expected, known, before_publish)
         except RegistryError:
             await self._store.delete_upload(self._id)
             raise
         self._spent()
         return size
 
-    async def publish_whole(self, chunks: AsyncIterator[bytes], expected: Digest) -> int:
+    async def publish_whole(
+        self, chunks: AsyncIterator[bytes], expected: Digest, before_publish: BeforePublish | None = None
+    ) -> int:
         """With nothing staged: publish `chunks` as the whole blob (`ContentStore.ingest`), and end the
         session, its empty file included if it has one. A wrong digest keeps nothing."""
-        size = await self._store.ingest(chunks, expected)
+        size = await self._store.ingest(chunks, expected, before_publish)
         if self._file is not None:
             await self._store.delete_upload(self._id)
         self._spent()
@@ -393,6 +408,11 @@ class Session:
         if self._state is not None and self._generation is not None:
             self._state.generation = self._generation
             self._store._remember(self._id, self._state)
+
+
+async def _ready(before_publish: BeforePublish | None) -> None:
+    if before_publish is not None:
+        await before_publish()
 
 
 async def _no_bytes() -> AsyncIterator[bytes]:

@@ -16,5 +16,5 @@ class FilesystemStore(ContentStore):
         super().__init__(self._files)
 
     def blob_path(self, digest: Digest) -> Path:
-        """The file of a blob: where tests and zero-copy sends find it."""
+        """The file of a blob: where tests and file sends find it."""
         return self._files.local_path(blob_path(digest))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,15 +16,18 @@ from sqlalchemy import text
 
 from registry.errors import ErrorCode, RegistryError
 from registry.index.sql import create_engine
+from registry.lifecycle import collector as collector_module
 from registry.lifecycle.collector import Collection, Collector
 from registry.lifecycle.hooks import (
     DELETE_BYTES,
     FORGET_BLOB,
     FORGET_MANIFEST,
+    LINK,
     PUBLISH,
     STORE_PASSES,
     no_pause,
 )
+from registry.services import blobs as blobs_module
 from registry.services.manifests import parse_manifest
 from registry.types import Digest
 from tests.lifecycle.conftest import Barrier, Replica, body, replicas
@@ -152,6 +156,55 @@ def test_a_publish_in_progress_keeps_its_bytes_from_the_collector(index_url: str
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("way", ["monolithic", "session, whole body", "session, last chunk"])
+def test_a_hold_that_lapsed_while_the_body_streamed_is_taken_again(
+    index_url: str, backend: Backend, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push's body takes longer than the hold taken before it (the clocks are moved on while it
+    streams); the blob it re-pushes was deleted meanwhile. Between the publish and the link a collector
+    forgets the old record and finds the digest's queued delete: the hold taken again before publishing
+    keeps it from deleting the bytes just published."""
+    later = datetime.now(UTC) + 2 * blobs_module.PUBLISH_HOLD
+
+    async def streamed_for_hours() -> AsyncIterator[bytes]:
+        yield LAYER[5:10]
+        monkeypatch.setattr(blobs_module, "_now", lambda: later)
+        yield LAYER[10:]
+
+    async def scenario() -> None:
+        held = Barrier(LINK)
+        async with replicas(index_url, backend, pauses=(no_pause, held)) as (a, b):
+            digest = await _push_blob(a, "race/one", LAYER)
+            await a.blobs.delete("race/one", digest)
+            if way == "monolithic":
+                pushing = b.blobs.upload("race/two", digest, _chain(LAYER[:5], streamed_for_hours()))
+            else:
+                session = await b.blobs.start_upload("race/two")
+                rest = streamed_for_hours()
+                if way == "session, last chunk":
+                    await b.blobs.append("race/two", session, body(LAYER[:5]), None)
+                else:
+                    rest = _chain(LAYER[:5], rest)
+                pushing = b.blobs.finish("race/two", session, digest, rest, None)
+            push = asyncio.create_task(pushing)
+            await held.reached.wait()
+            monkeypatch.setattr(collector_module, "_now", lambda: later)
+            collected = await a.collector().run()
+            assert collected is not None and (collected.blobs, collected.deleted) == (1, 0)
+            held.released.set()
+            await push
+            assert await b.blobs.size("race/two", digest) == len(LAYER)
+            assert await _stored(backend, LAYER)
+
+    asyncio.run(scenario())
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for piece in rest:
+        yield piece
+
+
 def test_orphaned_bytes_go_and_held_ones_stay(index_url: str, backend: Backend) -> None:
     async def scenario() -> None:
         async with replicas(index_url, backend, count=1) as (a,):
@@ -159,7 +212,7 @@ def test_orphaned_bytes_go_and_held_ones_stay(index_url: str, backend: Backend) 
             orphan = Digest.parse(sha256(b"published, then the writer died"))
             await store.ingest(body(b"published, then the writer died"), orphan)
             publishing = Digest.parse(sha256(b"published, not linked yet"))
-            await a.blobs._hold(publishing)
+            await a.blobs.publish_hold(publishing)()
             await store.ingest(body(b"published, not linked yet"), publishing)
             collected = await a.collector().run()
             assert collected is not None and (collected.orphans, collected.deleted) == (1, 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from registry.errors import ErrorCode, RegistryError
-from registry.storage import BlobStore, BlobUnreadable, FilesystemStore
+from registry.storage import BeforePublish, BlobStore, BlobUnreadable, FilesystemStore
 from registry.storage.content import SMALL_BLOB, SMALL_BLOBS_TOTAL
 from registry.storage.verify import Pace, rehash
 from registry.types import Digest
@@ -87,6 +87,52 @@ def test_ingest_interrupted_keeps_nothing(backend: Backend) -> None:
 
     run(scenario())
     assert backend.contents() == set()
+
+
+@pytest.mark.parametrize(
+    ("way", "size"),
+    [
+        ("ingest", SMALL),
+        ("ingest", BIG),
+        ("commit", SMALL),
+        ("commit elsewhere", SMALL),
+        ("publish_whole", BIG),
+    ],
+)
+def test_before_publish_runs_between_the_check_and_the_bytes_appearing(
+    backend: Backend, way: str, size: int
+) -> None:
+    """Where a writer renews its hold on the digest: after every byte is in and verified (never for a
+    wrong digest), before anything is at the digest's address; once, however the blob arrives
+    ("elsewhere": the session's bytes came through another store instance, so commit re-reads them)."""
+    data = os.urandom(size)
+
+    async def publish(store: BlobStore, digest: Digest, before_publish: BeforePublish) -> int:
+        if way == "ingest":
+            return await store.ingest(stream(data), digest, before_publish)
+        writer = await store.open_upload("session-h")
+        if way == "publish_whole":
+            return await writer.publish_whole(stream(data), digest, before_publish)
+        await append(backend.open() if way == "commit elsewhere" else store, "session-h", data)
+        writer = await store.open_upload("session-h")
+        return await writer.commit(digest, before_publish)
+
+    async def scenario() -> None:
+        store = backend.open()
+        calls: list[int | None] = []
+
+        async def before_publish() -> None:
+            calls.append(await store.stat(Digest.of(data)))
+
+        with pytest.raises(RegistryError):
+            await publish(store, Digest.of(data + b"x"), before_publish)
+        assert calls == []
+        assert await publish(store, Digest.of(data), before_publish) == size
+        assert calls == [None]
+        assert await store.stat(Digest.of(data)) == size
+
+    run(scenario())
+    assert backend.contents() == {blob_path(Digest.of(data))}
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "sha512"])

@@ -5,7 +5,7 @@ and key prefix). Every rule about content (hashing, verification, which bytes be
 lives in `registry.storage.content`, once for all drivers, as Distribution keeps them in its one
 blob writer above its `StorageDriver`. A driver adds only what its medium makes fast: the filesystem
 writes large pieces off the event loop, starts their write-back early and names a local file for
-zero-copy sends; S3 streams multipart uploads and copies server-side.
+the HTTP server to send itself; S3 streams multipart uploads and copies server-side.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Driver(Protocol):
         ...
 
     def local_path(self, path: str) -> Path | None:
-        """The local file holding an object, for zero-copy sends; None when there is no such file."""
+        """The local file holding an object, for file sends; None when there is no such file."""
         ...
 
     def where(self, path: str) -> str:

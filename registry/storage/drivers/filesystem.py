@@ -3,7 +3,7 @@
 Fast paths kept here, below the content layer: large pieces are written with `pwrite` by a worker
 thread while the next piece is still being received (the content layer's hash runs in that same
 thread), their write-back is started at once with `sync_file_range`, commit is fsync, a move is
-rename plus a directory fsync, and `local_path` names the file for zero-copy sends.
+rename plus a directory fsync, and `local_path` names the file for the HTTP server to send itself.
 """
 
 from __future__ import annotations
