@@ -64,7 +64,7 @@ def run_gc(args: argparse.Namespace) -> int:
     async def collect() -> None:
         await registry.index.open()
         try:
-            await run_retention(registry.index, settings, args.dry_run)
+            await run_retention(registry.index, settings, args.dry_run, registry.events)
             collected = await collector.run(args.dry_run)
         finally:
             await registry.index.close()

@@ -9,10 +9,11 @@ from registry.config import Settings
 
 if TYPE_CHECKING:
     # Not at run time: every `registry` command imports this module, and the index loads SQLAlchemy.
+    from registry.events import Dispatcher
     from registry.index import MetadataIndex
 
 
-async def run_retention(index: MetadataIndex, settings: Settings, dry_run: bool) -> None:
+async def run_retention(index: MetadataIndex, settings: Settings, dry_run: bool, events: Dispatcher) -> None:
     from registry.lifecycle.retention import apply_retention, describe, plan_retention
 
     retention = settings.retention
@@ -28,5 +29,5 @@ async def run_retention(index: MetadataIndex, settings: Settings, dry_run: bool)
     if dry_run:
         print("\n".join(describe(plan, applied=False)))
         return
-    applied = await apply_retention(index, plan)
+    applied = await apply_retention(index, plan, events)
     print("\n".join([*describe(plan, applied=True), applied.summary()]))

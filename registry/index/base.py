@@ -450,11 +450,16 @@ class MetadataIndex(Protocol):
         ...
 
     async def remove_retained(
-        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
-    ) -> tuple[int, int]:
+        self,
+        repository: str,
+        tags: Sequence[tuple[str, str]],
+        manifests: Sequence[str],
+        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None = None,
+    ) -> tuple[list[str], list[str]]:
         """Delete, in one transaction, each (tag, digest) still on that digest and each manifest, in
         order, still untagged and listed by no other manifest: what retention chose, minus what
-        changed since. Returns how many tags and manifests went."""
+        changed since. Returns the tags and the manifests' digests that went; `report`, given them,
+        names the outbox entries stored in the same transaction."""
         ...
 
     async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:

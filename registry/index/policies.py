@@ -187,9 +187,10 @@ def remove_retained(
     repository_id: int,
     tags: Sequence[tuple[str, str]],
     manifests: Sequence[str],
-) -> tuple[int, int]:
+) -> tuple[list[str], list[str]]:
     params = {"repository_id": repository_id}
-    removed_tags = removed_manifests = 0
+    removed_tags: list[str] = []
+    removed_manifests: list[str] = []
     for name, digest in tags:
         manifest_id = conn.scalar(writes.manifest_id, {**params, "digest": digest})
         result = conn.execute(
@@ -197,12 +198,13 @@ def remove_retained(
                 and_(Tag.repository_id == repository_id, Tag.name == name, Tag.manifest_id == manifest_id)
             )
         )
-        removed_tags += result.rowcount
+        if result.rowcount:
+            removed_tags.append(name)
     for digest in manifests:
         manifest_id = conn.scalar(_UNKEPT_MANIFEST, {**params, "digest": digest})
         if manifest_id is not None:
             delete_manifest_rows(conn, writes, manifest_id)
-            removed_manifests += 1
+            removed_manifests.append(digest)
     return removed_tags, removed_manifests
 
 

@@ -979,17 +979,29 @@ class SQLIndex:
         return policies.retention_state(conn, repo_id) if repo_id is not None else ([], [])
 
     async def remove_retained(
-        self, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
-    ) -> tuple[int, int]:
-        return await self._transaction(self._remove_retained, repository, tags, manifests)
+        self,
+        repository: str,
+        tags: Sequence[tuple[str, str]],
+        manifests: Sequence[str],
+        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        return await self._transaction(self._remove_retained, repository, tags, manifests, report)
 
     def _remove_retained(
-        self, conn: Connection, repository: str, tags: Sequence[tuple[str, str]], manifests: Sequence[str]
-    ) -> tuple[int, int]:
+        self,
+        conn: Connection,
+        repository: str,
+        tags: Sequence[tuple[str, str]],
+        manifests: Sequence[str],
+        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None,
+    ) -> tuple[list[str], list[str]]:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:
-            return 0, 0
-        return policies.remove_retained(conn, self._writes, repo_id, tags, manifests)
+            return [], []
+        removed = policies.remove_retained(conn, self._writes, repo_id, tags, manifests)
+        if report is not None:
+            write_entries(conn, report(*removed))
+        return removed
 
     async def quota_usage(self, repositories: str, digest: str) -> tuple[int, bool]:
         pattern = policies.glob_like(repositories)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from registry.config import Settings
-from registry.index import ManifestState, MetadataIndex, TagState
+from registry.events import Action, Dispatcher, Event, Target
+from registry.index import ManifestState, MetadataIndex, OutboxEntry, TagState
 from registry.lifecycle.settings import RetentionRule
 
 # Repositories read from the index at a time while planning.
@@ -195,17 +196,40 @@ async def plan_retention(index: MetadataIndex, settings: Settings, now: datetime
         last = names[-1]
 
 
-async def apply_retention(index: MetadataIndex, plan: Plan) -> Applied:
-    """Delete what the plan chose, one transaction per repository; what changed since the plan stays."""
+async def apply_retention(index: MetadataIndex, plan: Plan, events: Dispatcher) -> Applied:
+    """Delete what the plan chose, one transaction per repository; what changed since the plan stays.
+
+    Each deletion is reported as a client's DELETE of it would be, its webhook events stored in the same
+    transaction: a receiver that mirrors the registry sees retention's deletions too."""
     tags = manifests = 0
     for part in plan.repositories:
-        removed = await index.remove_retained(
+        reported: list[Event] = []
+        gone_tags, gone_manifests = await index.remove_retained(
             part.repository,
             [(removal.name, removal.digest) for removal in part.tags],
             [removal.digest for removal in part.manifests],
+            _reporter(events, part.repository, reported),
         )
-        tags, manifests = tags + removed[0], manifests + removed[1]
+        for event in reported:
+            events.emit(event)
+        tags, manifests = tags + len(gone_tags), manifests + len(gone_manifests)
     return Applied(tags, manifests)
+
+
+def _reporter(
+    events: Dispatcher, repository: str, reported: list[Event]
+) -> Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]]:
+    """The outbox entries of what one repository's transaction deleted, its events kept in `reported`
+    (replaced should the transaction be retried: those of the one that committed)."""
+
+    def report(tags: Sequence[str], manifests: Sequence[str]) -> Sequence[OutboxEntry]:
+        reported[:] = [
+            *(Event.now(Target.TAG, Action.DELETE, repository, tag=tag) for tag in tags),
+            *(Event.now(Target.MANIFEST, Action.DELETE, repository, digest=digest) for digest in manifests),
+        ]
+        return events.outbox(reported)
+
+    return report
 
 
 def summary(verb: str, tags: int, manifests: int) -> str:

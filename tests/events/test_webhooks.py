@@ -264,3 +264,35 @@ def test_two_replicas_deliver_each_event_once(
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_retention_deletions_are_sent_as_deletes(
+    own_database: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`registry gc` applying retention beside a running server: each tag it deletes reaches the
+    receiver as a delete, as a client's DELETE of it would, and nothing it kept does. (Which untagged
+    manifests go, each reported as a delete too, is tested in tests/lifecycle/test_retention.py.)"""
+    repo = "hooks/retained"
+    env = endpoint_env(receiver)
+    server = RegistryProcess(tmp_path / "data", own_database, env).start()
+    try:
+        with server.client() as client:
+            for tag in ("older", "old", "new"):
+                body = image_manifest(client, repo, layers=[f"layer of {tag}".encode()])
+                assert put_manifest(client, repo, tag, body).status_code == 201
+        gc_env = {
+            **env,
+            "REGISTRY_RETENTION_RULES": json.dumps([{"repositories": repo, "keep_newest": 1}]),
+            "REGISTRY_RETENTION_ENABLED": "true",
+            **({"REGISTRY_DATABASE_URL": own_database} if own_database else {}),
+        }
+        done = run_registry("gc", "--data-dir", str(server.data_dir), env=gc_env)
+        assert done.returncode == 0, done.stderr
+        assert "retention: deleted 2 tag(s) and 0 untagged manifest(s)" in done.stdout, done.stdout
+        got = receiver.wait_for(lambda got: len([e for e in got if e["action"] == "delete"]) >= 2)
+        deletes = [row for row in _summary(got) if row[1] == "delete"]
+        assert sorted(deletes) == [(repo, "delete", "", "old"), (repo, "delete", "", "older")]
+        assert len([row for row in _summary(got) if row[1] == "push" and row[3]]) == 3
+        assert _owed(server) == []
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from registry.config import Settings
+from registry.events import AnyEvent, Dispatcher, Event
 from registry.lifecycle.retention import apply_retention, plan_retention
 from registry.lifecycle.settings import (
     ImmutableTagRule,
@@ -46,12 +47,21 @@ def test_a_plan_on_real_pushes_and_its_application(make_server, repo: str) -> No
     settings = _settings(repo, keep_newest=2, delete_untagged_after="1h")
     later = datetime.now(UTC) + timedelta(hours=2)
 
+    events = Dispatcher()
+    reported: list[tuple[str, str, str, str]] = []
+
+    def record(event: AnyEvent) -> None:
+        assert isinstance(event, Event)
+        reported.append((event.repository, event.action.value, event.digest, event.tag))
+
+    events.subscribe(record)
+
     async def plan_then_apply():
         async with opened_index(server) as index:
             plan = await plan_retention(index, settings, now=later)
             with server.client() as client:  # moved after the plan: t1 must stay
                 push_image(client, repo, "t1", "t1-again")
-            return plan, await apply_retention(index, plan)
+            return plan, await apply_retention(index, plan, events)
 
     plan, applied = asyncio.run(plan_then_apply())
     [part] = plan.repositories
@@ -59,6 +69,14 @@ def test_a_plan_on_real_pushes_and_its_application(make_server, repo: str) -> No
     assert {removal.digest for removal in part.manifests} == {digests["t1"], digests["t2"], body_digest}
     # t1 moved since the plan: it stays, on its new manifest; its old one, untagged now, goes as planned.
     assert (applied.tags, applied.manifests) == (1, 3)
+    # Each deletion is reported as a client's DELETE of it would be; the tag that stayed is not.
+    assert sorted(reported, key=str) == sorted(
+        [
+            (repo, "delete", "", "t2"),
+            *((repo, "delete", digest, "") for digest in (digests["t1"], digests["t2"], body_digest)),
+        ],
+        key=str,
+    )
     with server.client() as client:
         assert _tags(client, repo) == ["t1", "t3", "t4", "v1"]
         assert client.get(f"/v2/{repo}/manifests/{digests['t2']}").status_code == 404
@@ -153,7 +171,7 @@ def test_an_untagged_index_goes_before_its_children_and_a_kept_index_keeps_them(
     async def plan_then_apply():
         async with opened_index(server) as index:
             plan = await plan_retention(index, settings, now=datetime.now(UTC) + timedelta(hours=2))
-            return plan, await apply_retention(index, plan)
+            return plan, await apply_retention(index, plan, Dispatcher())
 
     plan, applied = asyncio.run(plan_then_apply())
     assert [removal.digest for removal in plan.repositories[0].manifests] == [manifests["old-index"], child]
