@@ -213,6 +213,10 @@ class BytesHold:
     until: datetime
 
 
+# Given the tags and manifests a retention transaction deleted, the outbox entries that report them.
+RetentionReport = Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]]
+
+
 class UploadBusy(Exception):
     """Another request holds the upload session's write claim."""
 
@@ -454,7 +458,7 @@ class MetadataIndex(Protocol):
         repository: str,
         tags: Sequence[tuple[str, str]],
         manifests: Sequence[str],
-        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None = None,
+        report: RetentionReport | None = None,
     ) -> tuple[list[str], list[str]]:
         """Delete, in one transaction, each (tag, digest) still on that digest and each manifest, in
         order, still untagged and listed by no other manifest: what retention chose, minus what

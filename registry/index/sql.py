@@ -42,6 +42,7 @@ from registry.index.base import (
     MissingReferences,
     OutboxEntry,
     PutGuard,
+    RetentionReport,
     StoredManifest,
     TagState,
     UploadBusy,
@@ -983,7 +984,7 @@ class SQLIndex:
         repository: str,
         tags: Sequence[tuple[str, str]],
         manifests: Sequence[str],
-        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None = None,
+        report: RetentionReport | None = None,
     ) -> tuple[list[str], list[str]]:
         return await self._transaction(self._remove_retained, repository, tags, manifests, report)
 
@@ -993,7 +994,7 @@ class SQLIndex:
         repository: str,
         tags: Sequence[tuple[str, str]],
         manifests: Sequence[str],
-        report: Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]] | None,
+        report: RetentionReport | None,
     ) -> tuple[list[str], list[str]]:
         repo_id = self._repository_id(conn, repository)
         if repo_id is None:

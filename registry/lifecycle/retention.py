@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from registry.config import Settings
 from registry.events import Action, Dispatcher, Event, Target
-from registry.index import ManifestState, MetadataIndex, OutboxEntry, TagState
+from registry.index import ManifestState, MetadataIndex, OutboxEntry, RetentionReport, TagState
 from registry.lifecycle.settings import RetentionRule
 
 # Repositories read from the index at a time while planning.
@@ -216,9 +216,7 @@ async def apply_retention(index: MetadataIndex, plan: Plan, events: Dispatcher) 
     return Applied(tags, manifests)
 
 
-def _reporter(
-    events: Dispatcher, repository: str, reported: list[Event]
-) -> Callable[[Sequence[str], Sequence[str]], Sequence[OutboxEntry]]:
+def _reporter(events: Dispatcher, repository: str, reported: list[Event]) -> RetentionReport:
     """The outbox entries of what one repository's transaction deleted, its events kept in `reported`
     (replaced should the transaction be retried: those of the one that committed)."""
 
