@@ -15,6 +15,9 @@ Clients, chosen so that the client is not the limit:
   (`curl -T FILE`, streamed, never loaded into memory; `-o /dev/null` for pulls);
 - big chunked push: http.client on one kept-alive connection, each 16 MiB chunk sent from an mmap of
   the big file (one sendall per chunk); chunked uploads must follow each response's Location;
+- mixed workload: MIXED_CLIENTS threads, three quarters pulling a whole image (1, 10 and 100 MiB
+  layers) with curl (the manifest, then config and layers three at a time, as docker does), a quarter
+  pushing new images (1 and 10 MiB layers, POST + PUT per blob, then the manifest) with http.client;
 - request rates: wrk (2 threads; `apt-get install -y wrk`); the write rates use a Lua script fed by
   pre-built requests, so every manifest and blob pushed is distinct. wrk 4.1 stalls on HEAD (it waits
   for the body a Content-Length announces), so blob HEAD uses a small raw-socket asyncio/uvloop
@@ -630,6 +633,123 @@ def verify_pull(server: Server, digest: str, size: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Mixed workload: whole images pulled while other clients push
+
+
+MIXED_LAYERS_MIB = (1, 10, 100)  # the pulled image's layers
+MIXED_PUSHED_MIB = (1, 10)  # each pushed image's layers, new bytes every time
+MIXED_CLIENTS = 8  # a quarter of them pushing
+MIXED_REPO = "bench/mixed"
+
+
+@dataclass
+class MixedResult:
+    pulls: list[float] = field(default_factory=list)  # seconds each whole-image pull took
+    pushes: list[float] = field(default_factory=list)
+    pulled_bytes: int = 0
+    elapsed: float = 0.0
+
+
+def push_mixed_image(client: Client, tag: str, layer_mib: tuple[int, ...], seed: bytes) -> int:
+    """Push a config, layers of `layer_mib` MiB (bytes made from `seed`, new for each seed) and a manifest
+    under `tag`, blob by blob as docker does (POST, then PUT ?digest= with the body); the bytes sent."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed.hex()}).encode()
+    layers = [hashlib.sha256(seed + bytes([n])).digest() * (n * MiB // 32) for n in layer_mib]
+    for blob in (config, *layers):
+        push_blob(client, MIXED_REPO, blob)
+    manifest = image_body(
+        (sha256_digest(config), len(config)), [(sha256_digest(x), len(x)) for x in layers], seed.hex()
+    )
+    client.request(
+        "PUT",
+        f"/v2/{MIXED_REPO}/manifests/{tag}",
+        body=manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+        expect=(201,),
+        body_note=manifest.decode(),
+    )
+    return len(config) + sum(map(len, layers)) + len(manifest)
+
+
+def pull_image(server: Server, tag: str) -> int:
+    """Pull a whole image as a client does: its manifest, then its config and layers, three at a time
+    (curl -Z, as docker's three concurrent downloads), each to /dev/null; the bytes received."""
+    base = f"{server.base}/v2/{MIXED_REPO}"
+    got = subprocess.run(
+        ["curl", "-sS", "-f", "-H", f"Accept: {ACCEPT}", f"{base}/manifests/{tag}"],
+        capture_output=True,
+    )
+    if got.returncode != 0:
+        raise BenchError(
+            f"GET {base}/manifests/{tag} (Accept: {ACCEPT}): curl {got.returncode} {got.stderr!r}"
+        )
+    manifest = json.loads(got.stdout)
+    digests = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    cmd = ["curl", "-sS", "-Z", "--parallel-max", "3", "-w", "%{http_code} %{size_download}\\n"]
+    for digest in digests:
+        cmd += [f"{base}/blobs/{digest}", "-o", "/dev/null"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    answers = [line.split() for line in done.stdout.splitlines()]
+    sizes = [manifest["config"]["size"], *(layer["size"] for layer in manifest["layers"])]
+    if done.returncode != 0 or sorted(answers) != sorted(["200", str(size)] for size in sizes):
+        raise BenchError(
+            f"pulling the blobs of {base}/manifests/{tag}: expected 200 and {sizes} bytes, got "
+            f"{done.stdout!r} {done.stderr!r}"
+        )
+    return len(got.stdout) + sum(sizes)
+
+
+def mixed_load(server: Server, seconds: float) -> MixedResult:
+    """MIXED_CLIENTS clients for `seconds`: three quarters pull the whole image "base" again and again,
+    a quarter push new images; each client starts no new image after the deadline."""
+    result = MixedResult()
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    pushers = MIXED_CLIENTS // 4
+
+    def puller() -> None:
+        while time.perf_counter() < deadline and not errors:
+            started = time.perf_counter()
+            try:
+                size = pull_image(server, "base")
+            except BenchError as exc:
+                errors.append(str(exc))
+                return
+            with lock:
+                result.pulls.append(time.perf_counter() - started)
+                result.pulled_bytes += size
+
+    def pusher(number: int) -> None:
+        client = Client(server.port)
+        count = 0
+        try:
+            while time.perf_counter() < deadline and not errors:
+                started = time.perf_counter()
+                seed = f"{number}-{count}-".encode() + os.urandom(8)
+                push_mixed_image(client, f"pushed-{number}-{count}", MIXED_PUSHED_MIB, seed)
+                count += 1
+                with lock:
+                    result.pushes.append(time.perf_counter() - started)
+        except BenchError as exc:
+            errors.append(str(exc))
+        finally:
+            client.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(pushers)]
+    threads += [threading.Thread(target=puller) for _ in range(MIXED_CLIENTS - pushers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.elapsed = time.perf_counter() - began
+    if errors:
+        raise BenchError(errors[0])
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
 # Request-rate loads
 
 
@@ -669,12 +789,17 @@ def make_image(client: Client, repo: str, tag: str) -> tuple[str, str, str]:
 
 
 def manifest_body(config: str, config_size: int, layer: str, layer_size: int, note: str) -> bytes:
+    return image_body((config, config_size), [(layer, layer_size)], note)
+
+
+def image_body(config: tuple[str, int], layers: list[tuple[str, int]], note: str) -> bytes:
+    """An OCI image manifest of a config and layers, each (digest, size)."""
     return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": config_size},
-            "layers": [{"mediaType": OCI_LAYER, "digest": layer, "size": layer_size}],
+            "config": {"mediaType": OCI_CONFIG, "digest": config[0], "size": config[1]},
+            "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": n} for d, n in layers],
             "annotations": {"org.example.bench": note},
         },
         separators=(",", ":"),
@@ -1208,6 +1333,8 @@ OPS = [
     Op("manifest_put", "manifest PUT (c=16)", "req/s", 3.0),
     Op("small_push", "small-blob push (c=16)", "blobs/s", 3.0),
     Op("small_push_2req", "  same, POST + PUT (info)", "blobs/s", 0.0),
+    Op("mixed", "mixed: image pulls (c=6)", "images/s", 0.0),
+    Op("mixed_push", "  same, image pushes (c=2)", "images/s", 0.0),
     Op("peak_rss", "peak RSS (server tree)", "MiB", 40.0, higher_is_better=False),
 ]
 
@@ -1532,6 +1659,22 @@ def main() -> int:
         measure("manifest_put", manifest_put)
         measure("small_push", small_push("native"))
         measure("small_push_2req", small_push("postput"))
+
+        def mixed(s: Server) -> float:
+            """Whole images pulled per second while a quarter of the clients push; the pushes' rate
+            and both latencies recorded beside it (one run gives both)."""
+            push_mixed_image(clients[s.key], "base", MIXED_LAYERS_MIB, b"base")
+            r = mixed_load(s, max(2 * duration, 4.0))
+            latency["mixed"][s.key] = percentiles(r.pulls)
+            latency["mixed_push"][s.key] = percentiles(r.pushes)
+            results["mixed_push"][s.key] = len(r.pushes) / r.elapsed
+            s.notes.append(
+                f"mixed: {len(r.pulls)} image pulls ({r.pulled_bytes / r.elapsed / 1e6:,.0f} MB/s) and "
+                f"{len(r.pushes)} image pushes in {r.elapsed:.1f} s"
+            )
+            return len(r.pulls) / r.elapsed
+
+        measure("mixed", mixed)
 
         if args.profile:
             ours = next((s for s in servers if s.key == "ours" and alive["ours"]), None)
