@@ -62,12 +62,12 @@ class Registry:
     # The background store check (`health.storagedriver.enabled`), which /readyz then reads.
     storage_health: StorageHealth | None = None
     # Pulls answered again from memory (registry/api/kept.py); None where each request must be decided
-    # on its own: with auth (who may pull) or a rate limit (how often).
+    # on its own: with auth (who may pull) or a rate limit (how often); and with `server.read_cache: 0`.
     kept: KeptAnswers | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Registry:
-        index = SQLIndex(settings.index_url)
+        index = SQLIndex(settings.index_url, settings.server.read_cache_share)
         store: BlobStore
         if settings.storage.kind == "s3":
             # Imported only here: workers on the filesystem store never load boto3.
@@ -75,7 +75,7 @@ class Registry:
 
             store = S3Store.from_settings(settings)
         else:
-            store = FilesystemStore(settings.blob_root)
+            store = FilesystemStore(settings.blob_root, settings.server.read_cache_share)
         users = auth = None
         if settings.auth.kind != "none":
             from registry.auth.authority import Authority
@@ -127,8 +127,8 @@ class Registry:
             storage_health=StorageHealth(store.check, settings.health.storagedriver)
             if settings.health.storagedriver.enabled
             else None,
-            kept=KeptAnswers(index.version, settings.limits.max_header_size)
-            if auth is None and not settings.limits.rate
+            kept=KeptAnswers(index.version, settings.limits.max_header_size, settings.server.read_cache_share)
+            if auth is None and not settings.limits.rate and settings.server.read_cache
             else None,
         )
 

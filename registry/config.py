@@ -297,6 +297,18 @@ class ServerSettings:
         "Comma-separated addresses of proxies whose X-Forwarded-For names the real client (audit log and "
         "rate limits); from anyone else the header is ignored.",
     )
+    read_cache: int = setting(
+        48,
+        "MiB each server process may keep of what pulls read, to answer them again from memory: a third "
+        "for blobs up to 1 MiB (verified against their digest), a third for whole answers to repeated "
+        "pulls (with SQLite, without auth or rate limits), a third for SQLite's query answers. The last "
+        "two are kept only while the index is unchanged. 0: nothing is kept.",
+    )
+
+    @property
+    def read_cache_share(self) -> int:
+        """The bytes each of the three keeps of `read_cache` may hold."""
+        return self.read_cache * 1024 * 1024 // 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

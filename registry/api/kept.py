@@ -78,11 +78,13 @@ class KeptAnswers:
     MAX_ENTRY = SMALL_BLOB + 64 * 1024
     MAX_TOTAL = 16 * 1024 * 1024
 
-    def __init__(self, version: Callable[[], bytes | None], max_header_size: int) -> None:
+    def __init__(
+        self, version: Callable[[], bytes | None], max_header_size: int, max_total: int = MAX_TOTAL
+    ) -> None:
         self._version = version
         self._max_header_size = max_header_size
         self._answers: KeptWhileUnchanged[Key, Answer] = KeptWhileUnchanged(
-            self.MAX_ENTRIES, self.MAX_ENTRY, self.MAX_TOTAL
+            self.MAX_ENTRIES, self.MAX_ENTRY, max_total
         )
 
     def find(self, scope: Scope) -> Answer | Miss | None:

@@ -85,6 +85,10 @@ class _Statements:
         return compiled
 
 
+# SQLite's query answers kept per process, by default: the share of `server.read_cache`'s default.
+KEPT_ROWS = 16 * 1024 * 1024
+
+
 class _Unchanged:
     """Answers of one SQLite database, kept while its WAL index header stays the same.
 
@@ -92,25 +96,25 @@ class _Unchanged:
     with every commit; while the two copies differ a commit is being published and nothing is kept.
     The header is read before the query, so an answer kept may be newer than the header it is filed
     under, never older: the next change empties the cache anyway. Bounded: small answers only, at most
-    `MAX_ENTRIES` of them and `MAX_TOTAL` bytes in all.
+    `MAX_ENTRIES` of them and the bytes the index was given (`server.read_cache`'s share, by default
+    KEPT_ROWS) in all.
     """
 
     HEADER = 96
     MAX_ENTRIES = 4096
     MAX_BYTES = 64 * 1024
-    MAX_TOTAL = 16 * 1024 * 1024
 
-    def __init__(self, header: mmap.mmap) -> None:
+    def __init__(self, header: mmap.mmap, max_total: int) -> None:
         self._header = header
         self.answers: KeptWhileUnchanged[tuple[Any, ...], list[tuple[Any, ...]]] = KeptWhileUnchanged(
-            self.MAX_ENTRIES, self.MAX_BYTES, self.MAX_TOTAL
+            self.MAX_ENTRIES, self.MAX_BYTES, max_total
         )
 
     @classmethod
-    def of(cls, shm: str) -> _Unchanged | None:
+    def of(cls, shm: str, max_total: int) -> _Unchanged | None:
         """Over the WAL index file `shm`, or None where there is none to map."""
         header = _map_header(shm, cls.HEADER)
-        return None if header is None else cls(header)
+        return None if header is None else cls(header, max_total)
 
     def now(self) -> bytes | None:
         """The header, or None while a commit is rewriting it."""
@@ -119,8 +123,10 @@ class _Unchanged:
         return header if header[:half] == header[half:] else None
 
     def keep(self, header: bytes, key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        size = sum(len(value) for row in rows for value in row if isinstance(value, str | bytes))
-        self.answers.keep(header, key, rows, size)
+        # What the answer holds, roughly: its text and bytes, 8 for any other value, 64 for the list
+        # and for each row; so an answer of numbers counts too.
+        values = sum(len(value) if isinstance(value, str | bytes) else 8 for row in rows for value in row)
+        self.answers.keep(header, key, rows, values + 64 * (len(rows) + 1))
 
 
 # Each WAL index file mapped in this process, by device and inode, with the descriptor it was mapped
@@ -144,7 +150,7 @@ def _map_header(shm: str, size: int) -> mmap.mmap | None:
 
 
 class SQLiteReader:
-    def __init__(self, url: str, dialect: Dialect) -> None:
+    def __init__(self, url: str, dialect: Dialect, kept_bytes: int = KEPT_ROWS) -> None:
         path = make_url(url).database
         self._uri = f"file:{path}?mode=ro"
         self._connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
@@ -158,7 +164,7 @@ class SQLiteReader:
         mode = self._connection.execute("PRAGMA journal_mode").fetchone()[0]
         self._connection.execute(_HOLD).fetchall()
         if mode == "wal" and path:
-            self._unchanged = _Unchanged.of(f"{path}-shm")
+            self._unchanged = _Unchanged.of(f"{path}-shm", kept_bytes)
 
     async def all(self, query: Select, **params: Any) -> list[tuple[Any, ...]]:
         compiled = self._statements(query)
@@ -217,7 +223,8 @@ class PostgresReader:
         await self._pool.close()
 
 
-async def open_reader(url: str, dialect: Dialect) -> Reader:
+async def open_reader(url: str, dialect: Dialect, kept_bytes: int) -> Reader:
+    """`kept_bytes`: how much of SQLite's query answers may be kept while the database is unchanged."""
     if dialect.name == "sqlite":
-        return SQLiteReader(url, dialect)
+        return SQLiteReader(url, dialect, kept_bytes)
     return await PostgresReader.connect(url, dialect)

@@ -62,7 +62,7 @@ from registry.index.models import (
 )
 from registry.index.outbox import SQLOutbox, write_entries
 from registry.index.prepared import prepare_all
-from registry.index.reads import Reader, open_reader
+from registry.index.reads import KEPT_ROWS, Reader, open_reader
 from registry.index.writer import GroupWriter
 
 if TYPE_CHECKING:
@@ -460,8 +460,11 @@ class SQLIndex:
     Reads go through reads.py.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, kept_bytes: int = KEPT_ROWS) -> None:
+        """`kept_bytes`: how much of SQLite's query answers each process keeps while the database is
+        unchanged (reads.py)."""
         self.url = url
+        self._kept_bytes = kept_bytes
         self._sqlite = url.startswith("sqlite")
         self._async_engine: AsyncEngine | None = None
         self._writer: GroupWriter | None = None
@@ -480,7 +483,7 @@ class SQLIndex:
         self.outbox = SQLOutbox(self._transaction)
 
     async def open(self) -> None:
-        self._reader = await open_reader(self.url, self._dialect)
+        self._reader = await open_reader(self.url, self._dialect, self._kept_bytes)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -135,11 +135,13 @@ class _HashState:
 class ContentStore:
     """A `BlobStore` on any `Driver`."""
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Driver, small_total: int = SMALL_BLOBS_TOTAL) -> None:
+        """`small_total`: the bytes of small blobs kept in memory (`small_blob`); 0 keeps none."""
         self.driver = driver
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
         self._small: OrderedDict[Digest, bytes] = OrderedDict()
         self._small_total = 0
+        self._small_limit = small_total
 
     async def check(self) -> None:
         await self.driver.check()
@@ -178,7 +180,7 @@ class ContentStore:
         if digest not in self._small:  # another request may have read it meanwhile
             self._small[digest] = data
             self._small_total += size
-            while self._small_total > SMALL_BLOBS_TOTAL:
+            while self._small_total > self._small_limit:
                 _, oldest = self._small.popitem(last=False)
                 self._small_total -= len(oldest)
         return data

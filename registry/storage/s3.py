@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from registry.storage.content import ContentStore
+from registry.storage.content import SMALL_BLOBS_TOTAL, ContentStore
 from registry.storage.drivers.s3 import S3Driver
 
 if TYPE_CHECKING:
@@ -12,9 +12,11 @@ if TYPE_CHECKING:
 
 
 class S3Store(ContentStore):
-    def __init__(self, bucket: str, *, redirect: bool = False, **options: str) -> None:
+    def __init__(
+        self, bucket: str, *, redirect: bool = False, small_total: int = SMALL_BLOBS_TOTAL, **options: str
+    ) -> None:
         """`options`: the S3Driver's prefix, endpoint_url, region, access_key, secret_key."""
-        super().__init__(S3Driver(bucket, redirect=redirect, **options))
+        super().__init__(S3Driver(bucket, redirect=redirect, **options), small_total)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
@@ -26,4 +28,5 @@ class S3Store(ContentStore):
             access_key=settings.storage.s3.accesskey,
             secret_key=settings.storage.s3.secretkey,
             redirect=not settings.storage.redirect.disable,
+            small_total=settings.server.read_cache_share,
         )

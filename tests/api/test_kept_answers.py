@@ -6,9 +6,11 @@ same answers come from the database each time."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.observe.test_metrics import samples, value
 from tests.support.oci import OCI_MANIFEST, image_manifest, push_blob, put_manifest, sha256
+from tests.support.scrub import blob_file
 from tests.support.server import RegistryProcess
 
 ACCEPT = {"Accept": OCI_MANIFEST}
@@ -106,3 +108,33 @@ def test_what_a_kept_answer_does_not_cover_goes_the_whole_way(client: httpx.Clie
     beyond = client.head(blob, headers={"Range": "bytes=9-"})
     assert beyond.status_code == 416
     assert client.head(blob).headers["Content-Length"] == "5"
+
+
+@pytest.mark.parametrize("read_cache", ["48", "0"])
+def test_read_cache_bounds_what_is_kept_and_0_keeps_nothing(
+    make_server, database: str, read_cache: str
+) -> None:
+    """`server.read_cache`: kept (the default), a small blob read once is answered from its verified copy
+    in memory, even once the stored bytes rot; with 0 nothing is kept, every pull goes the whole way,
+    and bytes rotten since the last pull are refused."""
+    server: RegistryProcess = make_server(REGISTRY_SERVER_WORKERS="1", REGISTRY_SERVER_READ_CACHE=read_cache)
+    repo, layer = "kept/bounded", b"a small layer, read once or each time"
+    blob = f"/v2/{repo}/blobs/{sha256(layer)}"
+    with server.client() as client:
+        manifest = image_manifest(client, repo, layers=[layer])
+        assert put_manifest(client, repo, "v1", manifest).status_code == 201
+        for _ in range(2):
+            assert client.get(f"/v2/{repo}/manifests/v1", headers=ACCEPT).content == manifest
+            assert client.get(blob).content == layer
+        blob_file(server.data_dir, sha256(layer)).write_bytes(b"x" + layer[1:])
+        after = client.get(blob)
+        found = samples(client.get("/metrics").text)
+    if read_cache == "0":
+        assert after.status_code == 404 and after.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    else:
+        assert after.status_code == 200 and after.content == layer
+    kept = sum(
+        value(found, "registry_http_kept_answers_total", route=r) for r in ("get_manifest", "get_blob")
+    )
+    # On SQLite the second pulls and the one after the rot, when kept; PostgreSQL keeps no answers.
+    assert kept == (3 if read_cache != "0" and not database else 0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
 from sqlalchemy.dialects import sqlite
 
-from registry.index.reads import SQLiteReader, _Unchanged
+from registry.index.reads import KEPT_ROWS, SQLiteReader, _Unchanged
 
 TAGS = Table("tags", MetaData(), Column("name", String, primary_key=True), Column("target", Integer))
 BY_NAME = select(TAGS.c.target).where(TAGS.c.name == bindparam("name"))
@@ -30,8 +30,8 @@ def _database(path: Path, journal: str = "wal") -> sqlite3.Connection:
     return writer
 
 
-def _reader(path: Path) -> tuple[SQLiteReader, list[str]]:
-    reader = SQLiteReader(f"sqlite:///{path}", sqlite.dialect())
+def _reader(path: Path, kept_bytes: int = KEPT_ROWS) -> tuple[SQLiteReader, list[str]]:
+    reader = SQLiteReader(f"sqlite:///{path}", sqlite.dialect(), kept_bytes)
     queries: list[str] = []
     reader._connection.set_trace_callback(queries.append)
     return reader, queries
@@ -47,6 +47,16 @@ def test_unchanged_database_answers_from_memory(tmp_path: Path) -> None:
     reader, queries = _reader(tmp_path / "index.db")
     assert [_target(reader) for _ in range(5)] == [1] * 5
     assert len(queries) == 1
+
+
+def test_a_reader_given_no_room_keeps_nothing_and_still_has_a_version(tmp_path: Path) -> None:
+    """`server.read_cache: 0`: every read asks the database; the version (for the kept pulls' layer,
+    which the same setting turns off) is read all the same."""
+    _database(tmp_path / "index.db")
+    reader, queries = _reader(tmp_path / "index.db", kept_bytes=0)
+    assert [_target(reader) for _ in range(3)] == [1] * 3
+    assert len(queries) == 3
+    assert reader.version() is not None
 
 
 def test_a_commit_by_another_connection_is_seen_at_once(tmp_path: Path) -> None:
@@ -136,7 +146,7 @@ def test_a_header_being_rewritten_keeps_nothing(tmp_path: Path) -> None:
     file an answer under."""
     shm = tmp_path / "index.db-shm"
     shm.write_bytes(b"a" * 48 + b"a" * 48)
-    unchanged = _Unchanged.of(str(shm))
+    unchanged = _Unchanged.of(str(shm), KEPT_ROWS)
     assert unchanged is not None
     assert unchanged.now() == b"a" * 96
     with shm.open("r+b") as file:
