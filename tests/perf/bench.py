@@ -30,7 +30,8 @@ page (`sync`, not timed): Distribution never fsyncs, and the kernel writing its 
 later otherwise landed in whatever ran then (the 1 MiB GET rate moved between 1,700 and 3,200).
 
 Each request rate comes with its latency, p50 and p99 of every request sent (wrk's distribution, or
-the raw generator's own timings; for the two-request push, of each request).
+the raw generator's own timings; for the two-request push, of each request; for the mixed workload, of
+each whole image pulled or pushed).
 
 Also reported: peak RSS of each server's process tree (VmRSS summed, sampled every 50 ms all run long),
 the CPU each server used during each operation next to what the rest of the machine used (the client,
@@ -1754,7 +1755,7 @@ def main() -> int:
             f"{ ({True: 'yes', False: 'NO', None: ''}[met]):<4} |"
         )
     print("units: MB/s = 10^6 bytes/s; rates are completed operations per second (201 for pushes)")
-    print("latency of each request during the rates, p50 / p99 in ms:")
+    print("latency of each request during the rates (mixed: of each whole image), p50 / p99 in ms:")
     for op in OPS:
         if latency[op.key]:
             vals = "   ".join(
