@@ -72,7 +72,7 @@ async def _blob(registry: Registry, root: Path, repository: str, digest: Digest,
             return False
         done.blobs += 1
         done.bytes += size
-    await registry.index.link_blob(repository, str(digest), size)
+    await registry.blobs.adopt(repository, digest, size)
     return True
 
 

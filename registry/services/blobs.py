@@ -362,6 +362,12 @@ class BlobService:
 
         return hold
 
+    async def adopt(self, repository: str, digest: Digest, size: int) -> None:
+        """Link bytes put in the store by something other than a push (the importer), which held the
+        digest first (`publish_hold`); no event: nobody pushed them."""
+        await self.pause(LINK, str(digest))
+        await self.index.link_blob(repository, str(digest), size)
+
     async def _link_pushed(
         self, repository: str, digest: Digest, size: int, upload_id: str | None = None
     ) -> None:

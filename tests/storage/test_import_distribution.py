@@ -5,10 +5,12 @@ nothing; an import that could not finish (a blob's data missing) completes when 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -162,3 +164,62 @@ def test_a_folder_without_distribution_data_is_one_line(tmp_path: Path) -> None:
     result = _import(tmp_path, {}, "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "docker/registry/v2" in result.stderr
+
+
+def test_an_import_beside_a_collector_keeps_the_bytes_it_links(
+    distribution_folder: Path, tmp_path: Path
+) -> None:
+    """Every blob of the import was pushed here before and deleted: the bytes are still in the store,
+    due for deletion once the collector forgets the old records. A collection runs while the import,
+    having found the first blob's bytes here, is about to link them (held at the LINK pause point): it
+    deletes every other blob's bytes, which the import then copies in, but not those the import holds.
+    The import ends with every blob whole."""
+    from registry.app import Registry
+    from registry.cli.prepare import prepare
+    from registry.config import Settings
+    from registry.importer.layout import v2_root
+    from registry.importer.run import import_distribution
+    from registry.lifecycle.collector import Collector
+    from registry.lifecycle.hooks import LINK
+    from registry.types import Digest
+    from tests.lifecycle.conftest import Barrier, body
+
+    root = v2_root(distribution_folder)
+    assert root is not None
+    blobs = {Digest.parse("sha256:" + path.parent.name): path for path in root.glob("blobs/sha256/*/*/data")}
+    settings = Settings().with_overrides({"data_dir": tmp_path / "data"})
+    prepare(settings, create=True)
+    registry = Registry.build(settings)
+    held = Barrier(LINK)
+
+    async def scenario() -> None:
+        await registry.index.open()
+        try:
+            for digest, path in blobs.items():
+                await registry.blobs.upload("before/import", digest, body(path.read_bytes()))
+                await registry.blobs.delete("before/import", digest)
+            registry.blobs.pause = held
+            importing = asyncio.create_task(import_distribution(registry, root, lambda line: None))
+            await held.reached.wait()
+            first = Digest.parse(held.seen[-1].split()[1])
+            collected = await Collector(registry.index, registry.store, timedelta(0), False).run()
+            assert collected is not None and (collected.blobs, collected.deleted) == (
+                len(blobs),
+                len(blobs) - 1,
+            )
+            assert await registry.store.stat(first) == blobs[first].stat().st_size
+            held.released.set()
+            done = await importing
+            assert not done.problems, done.problems
+            # Every layer and config the import linked (the manifests it took went to the index).
+            linked = {
+                Digest.parse("sha256:" + link.parent.name)
+                for link in root.glob("repositories/**/_layers/sha256/*/link")
+            }
+            assert linked and first in linked
+            for digest in linked:
+                assert await registry.store.stat(digest) == blobs[digest].stat().st_size, digest
+        finally:
+            await registry.index.close()
+
+    asyncio.run(scenario())
