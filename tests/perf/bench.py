@@ -661,14 +661,7 @@ def push_mixed_image(client: Client, tag: str, layer_mib: tuple[int, ...], seed:
     manifest = image_body(
         (sha256_digest(config), len(config)), [(sha256_digest(x), len(x)) for x in layers], seed.hex()
     )
-    client.request(
-        "PUT",
-        f"/v2/{MIXED_REPO}/manifests/{tag}",
-        body=manifest,
-        headers={"Content-Type": OCI_MANIFEST},
-        expect=(201,),
-        body_note=manifest.decode(),
-    )
+    put_manifest(client, MIXED_REPO, tag, manifest)
     return len(config) + sum(map(len, layers)) + len(manifest)
 
 
@@ -778,6 +771,11 @@ def make_image(client: Client, repo: str, tag: str) -> tuple[str, str, str]:
     layer = os.urandom(4096)
     digests = [push_blob(client, repo, blob) for blob in (config, layer)]
     manifest = manifest_body(digests[0], len(config), digests[1], len(layer), "base")
+    put_manifest(client, repo, tag, manifest)
+    return sha256_digest(manifest), digests[0], digests[1]
+
+
+def put_manifest(client: Client, repo: str, tag: str, manifest: bytes) -> None:
     client.request(
         "PUT",
         f"/v2/{repo}/manifests/{tag}",
@@ -786,7 +784,6 @@ def make_image(client: Client, repo: str, tag: str) -> tuple[str, str, str]:
         expect=(201,),
         body_note=manifest.decode(),
     )
-    return sha256_digest(manifest), digests[0], digests[1]
 
 
 def manifest_body(config: str, config_size: int, layer: str, layer_size: int, note: str) -> bytes:
