@@ -56,7 +56,8 @@ async def _blob(registry: Registry, root: Path, repository: str, digest: Digest,
     """The blob in the store (copied and verified unless already there) and linked to `repository`.
 
     A running registry's collector may be about to delete the digest's bytes (pushed once, then
-    deleted): held first, they stay until the link, whether found here or copied in."""
+    deleted): held first, they stay until the link, whether found here or copied in (the hold is
+    taken again before the copy is published only if the copy outlasted half of it)."""
     hold = registry.blobs.publish_hold(digest)
     await hold()
     size = await registry.store.stat(digest)

@@ -351,13 +351,17 @@ class BlobService:
     def publish_hold(self, digest: Digest, taken: BytesHold | None = None) -> BeforePublish:
         """What a writer has the store await right before it publishes the digest's bytes: a hold that
         keeps collectors off them until our link (or PUBLISH_HOLD), and waits for a delete of them in
-        progress to finish. A hold `taken` earlier (with a session's claim, sparing a transaction) is
-        taken again only once it has less than half of PUBLISH_HOLD left: a body may stream for longer
-        than the hold lasts, and bytes published after it lapsed could be deleted before their link."""
+        progress to finish. A hold `taken` earlier (with a session's claim, sparing a transaction), or by
+        an earlier call of the same callable, is taken again only once it has less than half of
+        PUBLISH_HOLD left: a body may stream for longer than the hold lasts, and bytes published after
+        it lapsed could be deleted before their link."""
+        held = taken
 
         async def hold() -> None:
-            if taken is None or _now() > taken.until - PUBLISH_HOLD / 2:
-                await self.index.hold_bytes(_hold_of(digest))
+            nonlocal held
+            if held is None or _now() > held.until - PUBLISH_HOLD / 2:
+                held = _hold_of(digest)
+                await self.index.hold_bytes(held)
             await self.pause(PUBLISH, str(digest))
 
         return hold
